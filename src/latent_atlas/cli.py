@@ -1,0 +1,260 @@
+"""The ``latent-atlas`` command: a thin layer over the library.
+
+Each subcommand parses its options into the library's config objects and calls one library
+function (see :mod:`latent_atlas.pipeline`). ``main(argv)`` returns the exit status, so tests
+can call it directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from latent_atlas.errors import ConfigError, LatentAtlasError
+
+PROG = "latent-atlas"
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in text.split(",") if m.strip())
+
+
+def _param(text: str) -> tuple[str, str, Any]:
+    """``method.name=value`` with value parsed as JSON when it can be (numbers, true, null)."""
+    import json
+
+    try:
+        lhs, value = text.split("=", 1)
+        method, name = lhs.split(".", 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected METHOD.PARAM=VALUE (e.g. tsne.perplexity=30), got {text!r}"
+        ) from None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return method.strip(), name.strip(), parsed
+
+
+def _add_map_options(p: argparse.ArgumentParser) -> None:
+    from latent_atlas.pipeline import DEFAULT_METHODS
+    from latent_atlas.reducers import available_reducers
+
+    g = p.add_argument_group("maps")
+    g.add_argument("--out", type=Path, help="run directory (default: runs/<dataset>-<config hash>)")
+    g.add_argument(
+        "--methods",
+        type=_methods,
+        default=DEFAULT_METHODS,
+        help=f"comma-separated, from: {', '.join(available_reducers())} "
+        f"(default: {','.join(DEFAULT_METHODS)})",
+    )
+    g.add_argument(
+        "--param",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="METHOD.NAME=VALUE",
+        help="a reducer parameter, e.g. tsne.perplexity=30 (repeatable)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="seed for everything random (default: 0)")
+    g.add_argument("--grid", type=int, default=20, help="atlas grid size G (G×G, default: 20)")
+    g.add_argument(
+        "--max-distance",
+        type=float,
+        default=0.05,
+        help="atlas: leave a cell empty when its nearest image is this far (default: 0.05)",
+    )
+    g.add_argument("--tile", type=int, default=32, help="atlas tile size in pixels (default: 32)")
+
+
+def _map_config(args: argparse.Namespace) -> Any:
+    from latent_atlas.pipeline import MapConfig
+
+    params: dict[str, dict[str, Any]] = {}
+    for method, name, value in args.param:
+        if method not in args.methods:
+            raise ConfigError(f"--param {method}.{name}: {method} is not among --methods")
+        params.setdefault(method, {})[name] = value
+    return MapConfig(
+        methods=args.methods,
+        method_params=params,
+        seed=args.seed,
+        grid=args.grid,
+        max_distance=args.max_distance,
+        tile=args.tile,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from latent_atlas import __version__
+    from latent_atlas.datasets import available_datasets
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="See what a neural network has learned: train or load an image "
+        "model, map a layer's activations to 2-D, draw class maps and image atlases.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "run",
+        help="train, extract a layer, map it (the seed pipeline)",
+        description="Train the seed CNN on a data set, extract a layer's "
+        "activations of the test split and map them with every method.",
+    )
+    p.add_argument(
+        "--dataset",
+        default="digits",
+        choices=available_datasets(),
+        help="data set (default: digits, bundled with scikit-learn)",
+    )
+    p.add_argument("--data-dir", help="where the data set's files are")
+    p.add_argument("--limit", type=int, help="use at most this many images of each split")
+    p.add_argument("--epochs", type=int, default=50, help="most epochs to train (default: 50)")
+    p.add_argument("--batch-size", type=int, default=128, help="training batch size (default: 128)")
+    p.add_argument(
+        "--validation",
+        choices=("split", "test"),
+        default="split",
+        help="early-stop on 10%% of the train split (default) or, as the seed, on the test split",
+    )
+    p.add_argument("--layer", default="dense", help="layer to extract (default: dense)")
+    p.add_argument(
+        "--pool",
+        choices=("avg", "max", "flatten"),
+        default="avg",
+        help="how to reduce feature maps of conv layers (default: avg)",
+    )
+    p.add_argument("--threads", type=int, help="torch threads (default: all available cores)")
+    _add_map_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "project",
+        help="map features you already have (no model)",
+        description="Projections, plots, atlases and a run directory for "
+        "features computed elsewhere.",
+    )
+    p.add_argument("features", type=Path, help="N×D features (.npy)")
+    p.add_argument("--labels", type=Path, required=True, help="N integer labels (.npy)")
+    p.add_argument("--images", type=Path, help="N×H×W[×C] uint8 images (.npy), for the atlases")
+    p.add_argument(
+        "--class-names",
+        nargs="+",
+        help="class names in label order, or one text file with a name per line",
+    )
+    _add_map_options(p)
+    p.set_defaults(func=cmd_project)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from latent_atlas.pipeline import RunConfig, run_pipeline
+
+    config = RunConfig(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation=args.validation,
+        layer=args.layer,
+        pool=args.pool,
+        threads=args.threads,
+        maps=_map_config(args),
+    )
+    summary = run_pipeline(config, args.out, progress=not args.quiet)
+    print(summary.format())
+    return 0
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    from latent_atlas.pipeline import project_features
+
+    features = _load_array(args.features, "features")
+    labels = _load_array(args.labels, "--labels")
+    images = _load_array(args.images, "--images") if args.images else None
+    names = args.class_names
+    if names and len(names) == 1 and Path(names[0]).is_file():
+        names = [ln.strip() for ln in Path(names[0]).read_text().splitlines() if ln.strip()]
+    out = args.out or Path("runs") / f"project-{args.features.stem}"
+    summary = project_features(
+        features,
+        labels,
+        out=out,
+        images=images,
+        class_names=names,
+        maps=_map_config(args),
+        progress=not args.quiet,
+    )
+    print(summary.format())
+    return 0
+
+
+def _load_array(path: Path, what: str) -> Any:
+    import numpy as np
+
+    if not path.is_file():
+        raise LatentAtlasError(f"{what}: {path} does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise LatentAtlasError(f"{what}: {path} is not a readable .npy file ({exc})") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 error, 2 usage)."""
+    from latent_atlas.threads import prefer_passive_waiting
+
+    prefer_passive_waiting()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    _setup_logging(quiet=args.quiet)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
+    except LatentAtlasError as exc:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    from latent_atlas.reducers import AdaptedParameterWarning
+
+    if issubclass(category, AdaptedParameterWarning):
+        print(f"{PROG}: note: {message}", file=sys.stderr)
+    elif not issubclass(category, DeprecationWarning | FutureWarning):
+        logging.getLogger("latent_atlas").debug("%s: %s", category.__name__, message)
+
+
+def _setup_logging(quiet: bool) -> None:
+    logger = logging.getLogger("latent_atlas")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Image folders: ``root/<split>/<class>/*.png|jpg``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from latent_atlas.datasets.base import Dataset, require_dir, to_array
+from latent_atlas.errors import DatasetError
+from latent_atlas.progress import progress_bar
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def load_folder(
+    data_dir: str | Path | None,
+    *,
+    image_size: tuple[int, int] | None = None,
+    progress: bool = True,
+) -> Dataset:
+    """Load ``root/train/<class>/*`` and ``root/test/<class>/*``.
+
+    Classes are the union of the class folders of both splits, sorted by name. Images of
+    mixed sizes are resized (bilinear) to ``image_size`` (H, W), or when it is None to the most
+    common size; a mix of grey and colour images is loaded as colour.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = require_dir(data_dir, "folder", "pass --data-dir ROOT with ROOT/train/<class>/*.png")
+    splits = {s: root / s for s in ("train", "test")}
+    if not splits["test"].is_dir():
+        raise DatasetError(f"folder: {root} has no 'test' folder (expected {root}/test/<class>/)")
+    classes = sorted(
+        {p.name for d in splits.values() if d.is_dir() for p in d.iterdir() if p.is_dir()}
+    )
+    if not classes:
+        raise DatasetError(f"folder: {root}/test holds no class folders")
+    files: dict[str, list[tuple[Path, int]]] = {}
+    for split, folder in splits.items():
+        files[split] = []
+        if not folder.is_dir():
+            continue
+        for label, cls in enumerate(classes):
+            cdir = folder / cls
+            if not cdir.is_dir():
+                continue
+            found = sorted(p for p in cdir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise DatasetError(f"folder: class folder {cdir} holds no images")
+            files[split].extend((p, label) for p in found)
+    if not files["test"]:
+        raise DatasetError(f"folder: {root}/test holds no images")
+
+    loaded: dict[str, list[np.ndarray]] = {}
+    for split, items in files.items():
+        loaded[split] = []
+        for path, _ in progress_bar(
+            items, desc=f"read {split}", unit="img", enabled=progress, leave=False
+        ):
+            try:
+                with Image.open(path) as img:
+                    loaded[split].append(to_array(img))
+            except (UnidentifiedImageError, OSError) as exc:
+                raise DatasetError(f"folder: {path} is not a readable image ({exc})") from None
+
+    all_images = [im for ims in loaded.values() for im in ims]
+    sizes = Counter(im.shape[:2] for im in all_images)
+    target = tuple(image_size) if image_size else sizes.most_common(1)[0][0]
+    channels = 3 if any(im.shape[2] == 3 for im in all_images) else 1
+    resized = len(sizes) > 1 or (image_size is not None and target not in sizes)
+    parts: dict[str, np.ndarray] = {}
+    for split, images in loaded.items():
+        arr = [_conform(im, target, channels) for im in images]
+        h, w = target
+        parts[f"x_{split}"] = np.stack(arr) if arr else np.zeros((0, h, w, channels), np.uint8)
+        parts[f"y_{split}"] = np.array([lab for _, lab in files[split]], dtype=np.int64)
+    info: dict[str, object] = {"image_size": list(target)}
+    if resized:
+        info["resized_from"] = sorted(f"{h}x{w}" for h, w in sizes)
+    return Dataset(name="folder", class_names=classes, source=str(root), info=info, **parts)
+
+
+def _conform(image: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
+    from PIL import Image
+
+    if image.shape[2] != channels:
+        image = np.repeat(image, 3, axis=2)
+    if image.shape[:2] != tuple(size):
+        mode = "L" if channels == 1 else "RGB"
+        pil = Image.fromarray(image[:, :, 0] if channels == 1 else image, mode=mode)
+        pil = pil.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        image = np.asarray(pil).reshape(size[0], size[1], channels)
+    return image

@@ -1,0 +1,123 @@
+"""Writing artifacts so that a file is either complete or absent.
+
+Every writer here writes to a temporary file in the target's directory and renames it into
+place (``os.replace`` is atomic on POSIX), so a run killed half-way never leaves a truncated
+artifact behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
+    """Save one array as ``.npy`` (no pickle), atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.asarray(array), allow_pickle=False)
+    return Path(path)
+
+
+def load_npy(path: str | os.PathLike[str], mmap: bool = False) -> np.ndarray:
+    """Load a ``.npy`` file without ever unpickling objects."""
+    return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+
+
+def save_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write JSON (sorted keys, 2-space indent), atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def save_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write raw bytes, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def save_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray]) -> Path:
+    """Write a dict of equal-length 1-D arrays as a Parquet table, atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({name: np.asarray(values) for name, values in columns.items()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
+
+
+def load_table(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Read a Parquet table written by :func:`save_table` into a dict of numpy arrays."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
+def save_figure(path: str | os.PathLike[str], figure: Any, **kwargs: Any) -> Path:
+    """Save a matplotlib figure (PNG or SVG by suffix) without timestamps, atomically."""
+    target = Path(path)
+    fmt = target.suffix.lstrip(".") or "png"
+    metadata = {"Software": None} if fmt == "png" else {"Date": None}
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, format=fmt, metadata=metadata, **kwargs)
+    return target
+
+
+def save_image(path: str | os.PathLike[str], pixels: np.ndarray) -> Path:
+    """Save a uint8 H×W or H×W×C array as a PNG (no timestamp chunks), atomically."""
+    from PIL import Image
+
+    arr = np.asarray(pixels)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
+    return Path(path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

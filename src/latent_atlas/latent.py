@@ -1,0 +1,121 @@
+"""The latent space of one run: features with their labels, images and predictions.
+
+This is the hand-over point between the model side (datasets, training, extraction) and the
+map side (reducers, plots, atlases, metrics): both ``latent-atlas run`` and
+``latent-atlas project`` produce one, and everything after works from it alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from latent_atlas.datasets.base import as_labels
+from latent_atlas.errors import ConfigError, LatentAtlasError
+from latent_atlas.fileio import load_npy, save_npy
+
+FILES = {
+    "features": "activations.npy",
+    "labels": "labels.npy",
+    "predictions": "predictions.npy",
+    "probabilities": "probabilities.npy",
+    "images": "images.npy",
+}
+
+
+@dataclass
+class LatentSpace:
+    """N feature vectors and what is known about each sample."""
+
+    features: np.ndarray  # N×D float32
+    labels: np.ndarray  # N int64
+    class_names: list[str]
+    images: np.ndarray | None = None  # N×H×W×C uint8
+    probabilities: np.ndarray | None = None  # N×K float32
+
+    def __post_init__(self) -> None:
+        self.features = check_features(self.features)
+        self.labels = as_labels(self.labels, "labels")
+        n = len(self.features)
+        if len(self.labels) != n:
+            raise ConfigError(f"{n} feature rows but {len(self.labels)} labels; they must match")
+        if len(self.labels) and self.labels.min() < 0:
+            raise ConfigError("labels must be non-negative class indices")
+        if len(self.labels) and self.labels.max() >= len(self.class_names):
+            raise ConfigError(
+                f"label {int(self.labels.max())} has no class name "
+                f"({len(self.class_names)} names given)"
+            )
+        if self.images is not None:
+            imgs = np.asarray(self.images)
+            if imgs.ndim == 3:
+                imgs = imgs[:, :, :, None]
+            if imgs.ndim != 4 or imgs.dtype != np.uint8 or imgs.shape[3] not in (1, 3):
+                raise ConfigError(
+                    "images must be uint8 N×H×W[×C] with C in (1, 3), "
+                    f"got {imgs.dtype} {imgs.shape}"
+                )
+            if len(imgs) != n:
+                raise ConfigError(f"{n} feature rows but {len(imgs)} images; they must match")
+            self.images = imgs
+        if self.probabilities is not None and len(self.probabilities) != n:
+            raise ConfigError(f"{n} feature rows but {len(self.probabilities)} predictions")
+
+    @property
+    def predictions(self) -> np.ndarray | None:
+        if self.probabilities is None:
+            return None
+        return self.probabilities.argmax(axis=1).astype(np.int64)
+
+    @property
+    def confidence(self) -> np.ndarray | None:
+        if self.probabilities is None:
+            return None
+        return self.probabilities.max(axis=1).astype(np.float32)
+
+    def save(self, folder: Path) -> list[str]:
+        """Write the arrays as ``.npy`` files into ``folder``; return the file names."""
+        written = []
+        for attr, name in FILES.items():
+            value = self.predictions if attr == "predictions" else getattr(self, attr)
+            if value is not None:
+                save_npy(folder / name, value)
+                written.append(name)
+        return written
+
+    @classmethod
+    def load(cls, folder: Path, class_names: list[str]) -> LatentSpace:
+        """Read what :meth:`save` wrote."""
+        arrays = {}
+        for attr, name in FILES.items():
+            path = folder / name
+            if attr == "predictions":
+                continue
+            if path.is_file():
+                arrays[attr] = load_npy(path)
+            elif attr in ("features", "labels"):
+                raise LatentAtlasError(f"{folder}: missing {name}; is this a latent-atlas run?")
+        return cls(class_names=class_names, **arrays)
+
+
+def check_features(features: np.ndarray, where: str = "features") -> np.ndarray:
+    """Features as a finite float32 N×D array with at least 2 rows, or one clear error."""
+    x = np.asarray(features)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise ConfigError(f"{where} must be a 2-D array (samples × features), got shape {x.shape}")
+    if x.dtype.kind not in "fiub":
+        raise ConfigError(f"{where} must be numeric, got dtype {x.dtype}")
+    x = x.astype(np.float32, copy=False)
+    if len(x) < 2:
+        raise ConfigError(f"{where} has {len(x)} rows; at least 2 samples are needed")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row = int(np.argwhere(bad)[0, 0])
+        raise ConfigError(
+            f"{where} holds {int(bad.sum())} NaN or infinite values (first in row {row})"
+        )
+    return np.ascontiguousarray(x)

@@ -1,0 +1,172 @@
+"""Image classifiers, found by name, and their checkpoints.
+
+``seed-cnn`` is the seed article's CIFAR-10 network, layer for layer: three blocks of
+[Conv 3×3 'same' without bias → BatchNorm → ReLU → MaxPool 2×2] with 32, 64 and 128 filters,
+Flatten, ``dense`` (Dense(128) with ReLU) and ``output`` (Dense(num_classes); softmax is applied
+by :func:`predict_proba` and folded into the loss during training). Initialisation and
+BatchNorm settings follow Keras' defaults so that training behaves like the seed's.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from latent_atlas.threads import prefer_passive_waiting
+
+prefer_passive_waiting()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from latent_atlas.errors import ConfigError, LatentAtlasError  # noqa: E402
+from latent_atlas.fileio import atomic_path  # noqa: E402
+
+CHECKPOINT_FORMAT = "latent-atlas-checkpoint"
+
+
+class Dense(nn.Module):
+    """A fully connected layer with an optional activation, like Keras' ``Dense``.
+
+    Its output (what a forward hook on it sees) is *after* the activation, as in Keras.
+    """
+
+    def __init__(self, in_features: int, out_features: int, activation: str | None = None):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.activation = nn.ReLU() if activation == "relu" else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.linear(x))
+
+
+class SeedCNN(nn.Sequential):
+    """The seed article's CNN, adapting to the input's size and channels."""
+
+    FILTERS = (32, 64, 128)
+
+    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, dense_units: int = 128):
+        h, w, c = (int(v) for v in input_shape)
+        if min(h, w) < 8:
+            raise ConfigError(
+                f"seed-cnn needs images of at least 8×8 pixels (three 2×2 poolings), got {h}×{w}"
+            )
+        if num_classes < 2:
+            raise ConfigError(f"seed-cnn needs at least 2 classes, got {num_classes}")
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        channels = c
+        for i, filters in enumerate(self.FILTERS, start=1):
+            layers[f"conv{i}"] = nn.Conv2d(channels, filters, 3, padding="same", bias=False)
+            # Keras: momentum 0.99 (torch counts the other way), epsilon 1e-3
+            layers[f"bn{i}"] = nn.BatchNorm2d(filters, eps=1e-3, momentum=0.01)
+            layers[f"relu{i}"] = nn.ReLU()
+            layers[f"pool{i}"] = nn.MaxPool2d(2)
+            channels = filters
+            h, w = h // 2, w // 2
+        layers["flatten"] = nn.Flatten()
+        layers["dense"] = Dense(channels * h * w, dense_units, activation="relu")
+        layers["output"] = Dense(dense_units, num_classes)
+        super().__init__(layers)
+        self.config = {
+            "input_shape": [int(v) for v in input_shape],
+            "num_classes": int(num_classes),
+            "dense_units": int(dense_units),
+        }
+        self.apply(_keras_init)
+
+
+def _keras_init(module: nn.Module) -> None:
+    if isinstance(module, nn.Conv2d | nn.Linear):
+        nn.init.xavier_uniform_(module.weight)  # Keras' glorot_uniform
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {"seed-cnn": SeedCNN}
+
+
+def available_models() -> list[str]:
+    return list(MODELS)
+
+
+def build_model(
+    name: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    seed: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a model by registry name, e.g. ``build_model("seed-cnn", (32, 32, 3), 10)``.
+
+    With ``seed``, the initial weights depend on it alone (torch's global generator is left as
+    it was).
+    """
+    try:
+        factory = MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
+    if seed is None:
+        return factory(input_shape, num_classes, **kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory(input_shape, num_classes, **kwargs)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 N×H×W×C images to float32 N×C×H×W in [0, 1] (the seed's preprocessing)."""
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    return x.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
+def predict_proba(model: nn.Module, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Class probabilities (softmax of the output layer) for uint8 images."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            logits = model(to_tensor(images[start : start + batch_size]))
+            out.append(torch.softmax(logits, dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def save_checkpoint(
+    path: str | Path, model: nn.Module, name: str, extra: dict[str, Any] | None = None
+) -> Path:
+    """Save weights and the information needed to rebuild the model, atomically."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": 1,
+        "model": name,
+        "config": dict(getattr(model, "config", {})),
+        "state_dict": model.state_dict(),
+        "extra": extra or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model saved by :func:`save_checkpoint` (tensors only: ``weights_only=True``)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise LatentAtlasError(f"checkpoint {path} does not exist") from None
+    except Exception as exc:  # torch raises many types for corrupt or unsafe files
+        raise LatentAtlasError(f"{path}: not a loadable latent-atlas checkpoint ({exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise LatentAtlasError(f"{path}: not a latent-atlas checkpoint")
+    cfg = payload["config"]
+    model = build_model(
+        payload["model"],
+        tuple(cfg["input_shape"]),
+        cfg["num_classes"],
+        dense_units=cfg.get("dense_units", 128),
+    )
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model, payload.get("extra", {})

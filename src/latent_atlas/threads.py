@@ -1,0 +1,42 @@
+"""Thread settings for PyTorch's CPU kernels, chosen by the project rather than the defaults.
+
+On a shared machine OpenMP threads that busy-wait for each other slow training several-fold
+when another process uses the cores. latent-atlas therefore
+
+* sets ``OMP_WAIT_POLICY=PASSIVE`` (unless the user set it) before torch loads its OpenMP
+  runtime, so idle threads sleep instead of spinning, and
+* uses as many intra-op threads as there are cores this process may run on.
+
+Both can be overridden: the environment variable by the user, the thread count by
+``--threads`` / ``configure_threads(n)``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def prefer_passive_waiting() -> None:
+    """Ask OpenMP to let idle threads sleep; effective only before torch is first imported."""
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (respects CPU affinity and cgroup-style pinning)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def configure_threads(num_threads: int | None = None) -> int:
+    """Set torch's intra-op thread count (default: all available cores); return it."""
+    prefer_passive_waiting()
+    import torch
+
+    n = int(num_threads) if num_threads else available_cores()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n

@@ -1,0 +1,64 @@
+"""Shared fixtures: small data made on the fly; the real data in ../shared only when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data(name: str) -> Path:
+    """Path of a data set in ../shared/data, or skip the test when it is not there."""
+    path = SHARED / name
+    if not path.is_dir():
+        pytest.skip(f"../shared/data/{name} is not available")
+    return path
+
+
+def make_images(n: int, size: int = 12, channels: int = 3, n_classes: int = 4, seed: int = 0):
+    """Images whose class decides which quadrant is bright: easy to learn, quick to train."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % n_classes
+    images = rng.integers(0, 60, size=(n, size, size, channels), dtype=np.uint8)
+    h = size // 2
+    for i, lab in enumerate(labels):
+        r, c = divmod(int(lab) % 4, 2)
+        images[i, r * h : (r + 1) * h, c * h : (c + 1) * h, :] += 180
+    return images, labels.astype(np.int64)
+
+
+@pytest.fixture
+def tiny_npz(tmp_path: Path) -> Path:
+    """A 4-class .npz data set of 12×12 RGB images (160 train, 80 test)."""
+    x_train, y_train = make_images(160, seed=1)
+    x_test, y_test = make_images(80, seed=2)
+    path = tmp_path / "tiny.npz"
+    np.savez(
+        path,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        class_names=np.array(["north-west", "north-east", "south-west", "south-east"]),
+    )
+    return path
+
+
+@pytest.fixture
+def digits_features():
+    """Features of the digits data set: 64-d pixel vectors and labels (no model needed)."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Never read or write the user's real cache in tests."""
+    monkeypatch.setenv("LATENT_ATLAS_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("MPLBACKEND", os.environ.get("MPLBACKEND", "Agg"))

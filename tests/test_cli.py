@@ -1,0 +1,218 @@
+"""End to end through ``main(argv)``, as a user would call the command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from latent_atlas.cli import main
+
+RUN_FILES = [
+    "manifest.json", "model.pt", "activations.npy", "labels.npy", "predictions.npy",
+    "probabilities.npy", "images.npy", "projections.parquet", "comparison.png",
+]  # fmt: skip
+METHODS = ["pca", "tsne", "umap"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "digits"
+    argv = [
+        "-q",
+        "run",
+        "--dataset",
+        "digits",
+        "--limit",
+        "300",
+        "--epochs",
+        "3",
+        "--out",
+        str(out),
+        "--grid",
+        "10",
+    ]
+    assert main(argv) == 0
+    return out, argv
+
+
+def test_run_writes_every_artifact(digits_run, capsys):
+    out, _ = digits_run
+    for name in RUN_FILES:
+        assert (out / name).is_file(), name
+    for m in METHODS:
+        for name in (
+            f"scatter_{m}.png",
+            f"atlas_{m}.png",
+            f"atlas_{m}.parquet",
+            f"embedding_{m}.npy",
+        ):
+            assert (out / name).is_file(), name
+    n = 300
+    feats = np.load(out / "activations.npy")
+    assert feats.shape == (n, 128) and feats.dtype == np.float32
+    assert np.load(out / "labels.npy").shape == (n,)
+    preds = np.load(out / "predictions.npy")
+    assert preds.shape == (n,) and preds.max() < 10
+
+    table = pq.read_table(out / "projections.parquet")
+    assert table.num_rows == n
+    assert {"index", "label", "label_name", "predicted", "confidence"} <= set(table.column_names)
+    for m in METHODS:
+        assert {f"{m}_x", f"{m}_y"} <= set(table.column_names)
+    np.testing.assert_array_equal(table.column("index").to_numpy(), np.arange(n))
+    np.testing.assert_array_equal(
+        table.column("tsne_x").to_numpy(), np.load(out / "embedding_tsne.npy")[:, 0]
+    )
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 0 and manifest["config"]["dataset"] == "digits"
+    assert 0 <= manifest["training"]["test_accuracy"] <= 1
+    assert "test_loss" in manifest["training"]
+    assert {"torch", "numpy", "scikit-learn", "python"} <= set(manifest["versions"])
+    assert set(manifest["methods"]) == set(METHODS)
+    assert manifest["methods"]["tsne"]["params"]["perplexity"] == 50
+    assert manifest["methods"]["umap"]["params"]["n_neighbors"] == 30
+    for step in ("train", "extract", "project:pca", "atlas:umap", "comparison"):
+        assert manifest["steps"][step]["finished"] is True
+        assert manifest["steps"][step]["seconds"] >= 0
+
+    atlas = Image.open(out / "atlas_umap.png")
+    assert atlas.size == (10 * 32, 10 * 32)  # --grid 10, tile 32
+    cells = pq.read_table(out / "atlas_umap.parquet")
+    assert cells.num_rows == 100
+    # the map is faithful enough to read: digits separate in 2-D
+    assert manifest["methods"]["umap"]["knn_accuracy"] > 0.5
+
+
+def test_rerun_reuses_finished_steps(digits_run, capsys):
+    out, argv = digits_run
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert main(argv) == 0
+    after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    for name in (
+        "model.pt",
+        "activations.npy",
+        "embedding_umap.npy",
+        "scatter_tsne.png",
+        "atlas_pca.png",
+    ):
+        assert before[name] == after[name], name
+    printed = capsys.readouterr().out
+    assert "test accuracy" in printed and "umap" in printed
+
+
+def test_run_is_reproducible(digits_run, tmp_path):
+    out, argv = digits_run
+    other = tmp_path / "again"
+    argv = [a if a != str(out) else str(other) for a in argv]
+    assert main([*argv, "--methods", "pca,tsne"]) == 0
+    for name in ("activations.npy", "embedding_pca.npy", "embedding_tsne.npy"):
+        np.testing.assert_array_equal(np.load(out / name), np.load(other / name))
+
+
+def test_project_maps_features_you_already_have(tmp_path, capsys):
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x, y = x[:400].astype(np.float32), y[:400]
+    images = (load_digits().images[:400] * 15).astype(np.uint8)  # 8×8 grey, 0..240
+    np.save(tmp_path / "f.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "img.npy", images)
+    (tmp_path / "names.txt").write_text("\n".join(f"digit {i}" for i in range(10)))
+    out = tmp_path / "proj"
+    assert (
+        main(
+            [
+                "-q",
+                "project",
+                str(tmp_path / "f.npy"),
+                "--labels",
+                str(tmp_path / "y.npy"),
+                "--images",
+                str(tmp_path / "img.npy"),
+                "--class-names",
+                str(tmp_path / "names.txt"),
+                "--methods",
+                "pca,tsne",
+                "--out",
+                str(out),
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
+    for name in (
+        "manifest.json",
+        "projections.parquet",
+        "scatter_tsne.png",
+        "comparison.png",
+        "atlas_tsne.png",
+        "activations.npy",
+    ):
+        assert (out / name).is_file(), name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"] == "project" and manifest["seed"] == 1
+    assert manifest["methods"]["tsne"]["knn_accuracy"] > 0.9
+    table = pq.read_table(out / "projections.parquet")
+    assert table.column("label_name").to_pylist()[:2] == ["digit 0", "digit 1"]
+    assert "predicted" not in table.column_names  # no model, no predictions
+    assert Image.open(out / "atlas_tsne.png").mode == "L"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--methods", "pca,lle"], "unknown method 'lle'"),
+        (["run", "--epochs", "0"], "epochs must be at least 1"),
+        (["run", "--dataset", "mnist", "--data-dir", "/nonexistent"], "does not exist"),
+        (["project", "/nonexistent.npy", "--labels", "/x.npy"], "does not exist"),
+        (["run", "--param", "tsne.perplexty=3"], "unknown parameter"),
+    ],
+)
+def test_bad_input_is_one_clear_line(argv, message, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("latent-atlas: error:") and message in err[0]
+
+
+def test_project_checks_features(tmp_path, capsys):
+    x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    np.save(tmp_path / "f.npy", x)
+    np.save(tmp_path / "y.npy", np.zeros(49, dtype=int))
+    assert (
+        main(
+            [
+                "project",
+                str(tmp_path / "f.npy"),
+                "--labels",
+                str(tmp_path / "y.npy"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 1
+    )
+    assert "50 feature rows but 49 labels" in capsys.readouterr().err
+    x[7, 2] = np.nan
+    np.save(tmp_path / "f.npy", x)
+    np.save(tmp_path / "y.npy", np.zeros(50, dtype=int))
+    assert (
+        main(
+            [
+                "project",
+                str(tmp_path / "f.npy"),
+                "--labels",
+                str(tmp_path / "y.npy"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 1
+    )
+    assert "NaN or infinite values (first in row 7)" in capsys.readouterr().err

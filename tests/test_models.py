@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from latent_atlas.activations import extract_activations, list_layers
+from latent_atlas.datasets import load_dataset
+from latent_atlas.errors import ConfigError, LatentAtlasError
+from latent_atlas.models import build_model, load_checkpoint, save_checkpoint, to_tensor
+from latent_atlas.training import TrainConfig, train_model, validation_split
+
+from .conftest import make_images
+
+# parameters of the seed's Keras model on CIFAR-10 (model.summary(): 357,482 in all,
+# BatchNorm's moving mean and variance included)
+SEED_PARAMS_CIFAR = 357_482
+
+
+def test_seed_cnn_matches_the_seed_layer_for_layer():
+    model = build_model("seed-cnn", (32, 32, 3), 10)
+    names = [n for n, _ in model.named_children()]
+    assert names == [
+        "conv1", "bn1", "relu1", "pool1", "conv2", "bn2", "relu2", "pool2",
+        "conv3", "bn3", "relu3", "pool3", "flatten", "dense", "output",
+    ]  # fmt: skip
+    convs = [model.conv1, model.conv2, model.conv3]
+    assert [c.out_channels for c in convs] == [32, 64, 128]
+    assert all(c.bias is None and c.kernel_size == (3, 3) and c.padding == "same" for c in convs)
+    n = sum(p.numel() for p in model.parameters()) + sum(
+        b.numel() for name, b in model.named_buffers() if "num_batches" not in name
+    )
+    assert n == SEED_PARAMS_CIFAR
+    assert model.dense.linear.out_features == 128 and model.output.linear.out_features == 10
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3), (40, 24, 3)])
+def test_seed_cnn_adapts_to_input_size(shape):
+    model = build_model("seed-cnn", shape, 7).eval()
+    x = torch.zeros(2, shape[2], shape[0], shape[1])
+    assert model(x).shape == (2, 7)
+
+
+def test_seed_cnn_refuses_what_cannot_work():
+    with pytest.raises(ConfigError, match="at least 8×8"):
+        build_model("seed-cnn", (4, 4, 1), 10)
+    with pytest.raises(ConfigError, match="unknown model 'resnet'.*seed-cnn"):
+        build_model("resnet", (32, 32, 3), 10)
+
+
+def test_checkpoint_round_trip_is_weights_only(tmp_path):
+    model = build_model("seed-cnn", (12, 12, 3), 4)
+    path = save_checkpoint(tmp_path / "m.pt", model, "seed-cnn", extra={"class_names": ["a"]})
+    loaded, extra = load_checkpoint(path)
+    assert extra == {"class_names": ["a"]}
+    x = to_tensor(make_images(5)[0])
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(x), model.eval()(x))
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    with pytest.raises(LatentAtlasError, match="bad.pt: not a loadable"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_validation_split_is_stratified_and_disjoint():
+    y = np.repeat(np.arange(5), 20)
+    fit, val = validation_split(y, 0.1, seed=0)
+    assert len(set(fit) & set(val)) == 0 and len(fit) + len(val) == 100
+    assert np.bincount(y[val]).tolist() == [2] * 5
+
+
+def test_training_learns_stops_early_and_is_deterministic(tiny_npz):
+    ds = load_dataset("npz", tiny_npz)
+    cfg = TrainConfig(epochs=40, batch_size=32, patience=3, seed=7)
+    runs = []
+    for _ in range(2):
+        model = build_model("seed-cnn", ds.image_shape, ds.num_classes, seed=cfg.seed)
+        result = train_model(model, ds, cfg, progress=False)
+        runs.append((model, result))
+    (m1, r1), (m2, r2) = runs
+    assert r1.test_accuracy >= 0.95
+    assert [h["val_loss"] for h in r1.history] == [h["val_loss"] for h in r2.history]
+    for (k, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    # early stopping: the best epoch is restored and the run stopped `patience` epochs later
+    if r1.stopped_early:
+        assert r1.epochs_run == r1.best_epoch + cfg.patience
+    best = min(h["val_loss"] for h in r1.history)
+    assert r1.history[r1.best_epoch - 1]["val_loss"] == best
+
+
+def test_digits_reaches_a_quality_floor():
+    ds = load_dataset("digits")
+    model = build_model("seed-cnn", ds.image_shape, ds.num_classes)
+    result = train_model(model, ds, TrainConfig(epochs=50, seed=0), progress=False)
+    assert result.test_accuracy >= 0.95
+    assert result.n_train + result.n_val == len(ds.x_train)
+
+
+def test_activations_of_the_dense_layer(tiny_npz):
+    ds = load_dataset("npz", tiny_npz)
+    model = build_model("seed-cnn", ds.image_shape, ds.num_classes)
+    acts = extract_activations(model, ds.x_test, "dense", batch_size=16, progress=False)
+    assert acts.features.shape == (len(ds.x_test), 128) and acts.features.dtype == np.float32
+    assert acts.features.min() >= 0  # after the ReLU, as Keras' Dense(activation='relu')
+    # the hook sees what the layers compute
+    with torch.inference_mode():
+        x = to_tensor(ds.x_test)
+        manual = model.dense(
+            model.flatten(
+                model.pool3(
+                    model.relu3(
+                        model.bn3(
+                            model.conv3(
+                                model.pool2(
+                                    model.relu2(
+                                        model.bn2(
+                                            model.conv2(
+                                                model.pool1(model.relu1(model.bn1(model.conv1(x))))
+                                            )
+                                        )
+                                    )
+                                )
+                            )
+                        )
+                    )
+                )
+            )
+        )
+    np.testing.assert_allclose(acts.features, manual.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(acts.probabilities.sum(1), 1, rtol=1e-5)
+    assert acts.predictions.shape == (len(ds.x_test),)
+    assert np.all((acts.confidence > 0) & (acts.confidence <= 1))
+
+
+def test_activations_of_conv_layers_are_pooled(tiny_npz):
+    ds = load_dataset("npz", tiny_npz)
+    model = build_model("seed-cnn", ds.image_shape, ds.num_classes)
+    avg = extract_activations(model, ds.x_test, "relu2", pool="avg", progress=False)
+    mx = extract_activations(model, ds.x_test, "relu2", pool="max", progress=False)
+    flat = extract_activations(model, ds.x_test, "relu2", pool="flatten", progress=False)
+    assert avg.features.shape == (80, 64) and mx.features.shape == (80, 64)
+    assert flat.features.shape == (80, 64 * 6 * 6)
+    assert np.all(mx.features >= avg.features - 1e-6)
+    with pytest.raises(ConfigError, match="unknown layer 'fc7'.*conv1.*dense"):
+        extract_activations(model, ds.x_test, "fc7", progress=False)
+    assert "dense.linear" in list_layers(model)
