@@ -216,3 +216,50 @@ def test_project_checks_features(tmp_path, capsys):
         == 1
     )
     assert "NaN or infinite values (first in row 7)" in capsys.readouterr().err
+
+
+def test_atlas_command_adds_atlases_to_a_run(digits_run, capsys):
+    out, _ = digits_run
+    for mode, extra in (
+        ("grid", ["--grid", "12x15"]),
+        ("bins", ["--border", "2", "--mark-errors"]),
+    ):
+        assert (
+            main(
+                [
+                    "-q",
+                    "atlas",
+                    str(out),
+                    "--method",
+                    "tsne",
+                    "--mode",
+                    mode,
+                    "--tile",
+                    "16",
+                    *extra,
+                ]
+            )
+            == 0
+        )
+        png = out / f"atlas_tsne_{mode}.png"
+        cells = pq.read_table(out / f"atlas_tsne_{mode}.parquet")
+        rows, cols = (12, 15) if mode == "grid" else (20, 20)
+        assert Image.open(png).size == (cols * 16, rows * 16)
+        assert cells.num_rows == rows * cols
+        assert {"index", "label", "predicted", "distance", "count", "purity"} <= set(
+            cells.column_names
+        )
+        if mode == "grid":  # 300 samples, 180 cells: every cell filled, each sample once
+            idx = cells.column("index").to_numpy()
+            assert (idx >= 0).all() and len(set(idx)) == 180
+        else:
+            assert cells.column("count").to_numpy().sum() == 300
+            assert Image.open(png).mode == "RGB"  # class frames turn grey tiles to colour
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {"atlas_tsne_grid", "atlas_tsne_bins", "atlas_umap"} <= set(manifest["atlases"])
+    assert manifest["atlases"]["atlas_tsne_grid"]["params"]["exact"] is True
+    assert "12×15 cells, 180 filled" in capsys.readouterr().out
+    assert main(["atlas", str(out), "--method", "isomap"]) == 1
+    assert "has no 'isomap' map; it has: pca, tsne, umap" in capsys.readouterr().err
+    assert main(["atlas", str(out.parent / "nowhere")]) == 1
+    assert "not a latent-atlas run directory" in capsys.readouterr().err

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from latent_atlas.errors import ConfigError
-from latent_atlas.plotting import ComparisonDisplay, ScatterDisplay, class_colors
+from latent_atlas.palette import class_colors
+from latent_atlas.plotting import ComparisonDisplay, ScatterDisplay
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

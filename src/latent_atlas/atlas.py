@@ -1,34 +1,61 @@
 """Image atlases: which sample's image to show in each cell of a grid laid over a 2-D map.
 
-``build_atlas`` decides (it never touches pixels); ``render_atlas`` draws. The ``nearest`` mode
-is the seed article's rule with its normalisation bug fixed: each map dimension is scaled to
-[0, 1] on its own, a G×G grid of points spans the unit square (x from 0 at the left to 1 at the
-right, y from 1 at the top to 0 at the bottom), and each cell shows the sample nearest its grid
-point if that sample is closer than ``max_distance``. Ties go to the lowest sample index.
+``build_atlas`` decides (it never touches pixels); ``render_atlas`` draws. The map is first
+normalised, each dimension scaled to [0, 1] on its own (the seed's intent; its code overwrote
+column 0 with column 1). Three modes, one result type (:class:`Atlas`):
+
+``nearest``
+    The seed's rule: grid points at ``linspace(0, 1, cols)`` (x, left to right) and
+    ``linspace(1, 0, rows)`` (y, top to bottom); each cell shows the sample nearest its grid
+    point when it is closer than ``max_distance`` (default 0.05). Exact, ties to the lowest
+    sample index, through a k-d tree instead of the seed's O(grid × N) loop.
+``grid``
+    Every cell gets a distinct sample (or, with fewer samples than cells, every sample a distinct
+    cell), chosen by an optimal assignment that minimises the total squared distance between the
+    samples and the grid points (Jonker–Volgenant: scipy's ``linear_sum_assignment`` or, on the
+    candidate set below, ``min_weight_full_bipartite_matching``). With more samples than cells,
+    each cell's candidates are its M nearest samples (M = number of cells): an optimal assignment
+    never gives a cell a sample farther than M others, since one of its M nearest is always free
+    to swap in, so the restriction loses nothing.
+``bins``
+    The map is cut into rows × cols equal bins; a bin with at least ``min_count`` points shows its
+    most representative sample — the one nearest the mean of the bin's activations in the
+    original latent space when ``features`` are given, else nearest the bin's 2-D mean.
+
+Every mode reports, per cell, the chosen sample, its distance to the cell's grid point, how many
+points fall in the cell and, with ``labels``, the share of the cell's most common class (purity).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from latent_atlas.errors import ConfigError
+from latent_atlas.palette import class_colors_uint8
 
-MODES = ("nearest",)
+MODES = ("nearest", "grid", "bins")
+SEED_MAX_DISTANCE = 0.05
+EDGE_BUDGET = 20_000_000  # candidate edges for the grid assignment before it turns approximate
+DENSE_BUDGET = 4_000_000  # cost-matrix entries up to which the dense solver is used
+ERROR_MARK = (0, 0, 0)  # fill of the corner mark on misclassified tiles
 
 
 @dataclass
 class Atlas:
-    """Which sample each cell shows (row 0 at the top), and how far it is from the cell."""
+    """Which sample each cell shows (row 0 at the top) and what is known about the cell."""
 
     indices: np.ndarray  # rows×cols int64, −1 for an empty cell
-    distances: np.ndarray  # rows×cols float64, distance of the chosen sample to the grid point
-    grid_x: np.ndarray  # cols, x of each column's grid point (0 → 1)
-    grid_y: np.ndarray  # rows, y of each row's grid point (1 → 0)
+    distances: np.ndarray  # rows×cols float64: chosen sample ↔ grid point (NaN when empty)
+    counts: np.ndarray  # rows×cols int64: points that fall in the cell
+    purity: np.ndarray  # rows×cols float64: share of the cell's most common class (NaN: unknown)
+    grid_x: np.ndarray  # cols: x of each column's grid point
+    grid_y: np.ndarray  # rows: y of each row's grid point
     mode: str = "nearest"
-    max_distance: float | None = 0.05
-    params: dict[str, object] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -38,17 +65,33 @@ class Atlas:
     def n_filled(self) -> int:
         return int(np.count_nonzero(self.indices >= 0))
 
-    def cells(self) -> dict[str, np.ndarray]:
-        """One row per cell: row, col, sample index (−1 if empty), grid point and distance."""
+    @property
+    def mean_distance(self) -> float:
+        """Mean distance between the shown samples and their grid points (normalised map)."""
+        filled = self.indices >= 0
+        return float(self.distances[filled].mean()) if filled.any() else float("nan")
+
+    def cells(
+        self, labels: np.ndarray | None = None, predictions: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """One row per cell (row-major), ready for a table."""
         rows, cols = np.indices(self.shape)
-        return {
+        idx = self.indices.ravel()
+        out = {
             "row": rows.ravel(),
             "col": cols.ravel(),
-            "index": self.indices.ravel(),
+            "index": idx,
             "grid_x": np.broadcast_to(self.grid_x[None, :], self.shape).ravel(),
             "grid_y": np.broadcast_to(self.grid_y[:, None], self.shape).ravel(),
             "distance": self.distances.ravel(),
+            "count": self.counts.ravel(),
+            "purity": self.purity.ravel(),
         }
+        for name, values in (("label", labels), ("predicted", predictions)):
+            if values is not None:
+                values = np.asarray(values)
+                out[name] = np.where(idx >= 0, values[np.maximum(idx, 0)], -1)
+        return out
 
 
 def normalize_embedding(embedding: np.ndarray) -> np.ndarray:
@@ -68,9 +111,24 @@ def normalize_embedding(embedding: np.ndarray) -> np.ndarray:
     return out
 
 
-def grid_points(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """x of each column (0 → 1) and y of each row (1 → 0), as ``np.linspace`` in the seed."""
+def grid_points(rows: int, cols: int, mode: str = "nearest") -> tuple[np.ndarray, np.ndarray]:
+    """x of each column and y of each row: the seed's ``linspace`` grid, or bin centres."""
+    if mode == "bins":
+        return (np.arange(cols) + 0.5) / cols, 1.0 - (np.arange(rows) + 0.5) / rows
     return np.linspace(0.0, 1.0, cols), np.linspace(1.0, 0.0, rows)
+
+
+def _grid_shape(grid_size: int | tuple[int, int]) -> tuple[int, int]:
+    if np.ndim(grid_size) == 0:
+        rows = cols = grid_size
+    else:
+        try:
+            rows, cols = grid_size  # type: ignore[misc]
+        except (TypeError, ValueError):
+            raise ConfigError(f"grid_size must be G or (rows, cols), got {grid_size!r}") from None
+    if int(rows) != rows or int(cols) != cols or rows < 1 or cols < 1:
+        raise ConfigError(f"the grid needs at least 1×1 cells, got {rows}×{cols}")
+    return int(rows), int(cols)
 
 
 def build_atlas(
@@ -78,35 +136,98 @@ def build_atlas(
     grid_size: int | tuple[int, int] = 20,
     *,
     mode: str = "nearest",
-    max_distance: float | None = 0.05,
+    max_distance: float | str | None = "auto",
+    min_count: int = 1,
+    labels: np.ndarray | None = None,
+    features: np.ndarray | None = None,
 ) -> Atlas:
-    """Choose the sample shown in each cell of a grid over the (normalised) embedding.
+    """Choose the sample shown in each cell of a grid over the normalised embedding.
 
-    ``grid_size`` is G (a G×G grid) or (rows, cols). ``max_distance`` leaves a cell empty when
-    its nearest sample is at least that far from the grid point (None: never).
+    ``grid_size`` is G (G×G) or (rows, cols). ``max_distance`` empties a cell whose sample is
+    that far or farther from its grid point; ``"auto"`` is the seed's 0.05 for ``nearest`` and
+    no limit for ``grid`` and ``bins``. ``min_count`` is the fewest points a bin needs to show a
+    sample (``bins``). ``labels`` give each cell's purity; ``features`` (N×D, the original latent
+    space) choose the representative of a bin.
     """
-    rows, cols = (grid_size, grid_size) if np.isscalar(grid_size) else tuple(grid_size)  # type: ignore[misc]
-    rows, cols = int(rows), int(cols)
-    if rows < 1 or cols < 1:
-        raise ConfigError(f"the grid needs at least 1×1 cells, got {rows}×{cols}")
+    rows, cols = _grid_shape(grid_size)
     if mode not in MODES:
         raise ConfigError(f"unknown atlas mode {mode!r}; choose one of {', '.join(MODES)}")
-    if max_distance is not None and max_distance <= 0:
-        raise ConfigError(f"max_distance must be positive (or None), got {max_distance}")
+    if max_distance == "auto":
+        max_distance = SEED_MAX_DISTANCE if mode == "nearest" else None
+    if max_distance is not None and not (
+        isinstance(max_distance, int | float) and max_distance > 0
+    ):
+        raise ConfigError(f"max_distance must be positive (or None), got {max_distance!r}")
+    if int(min_count) < 1:
+        raise ConfigError(f"min_count must be at least 1, got {min_count}")
     points = normalize_embedding(embedding)
-    gx, gy = grid_points(rows, cols)
+    n = len(points)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise ConfigError(f"{n} points but labels of shape {labels.shape}")
+    gx, gy = grid_points(rows, cols, mode)
     targets = np.column_stack([np.tile(gx, rows), np.repeat(gy, cols)])
-    index, dist = nearest_exact(points, targets)
+    cell_of = _cell_of(points, rows, cols, mode)
+    params: dict[str, Any] = {"grid": [rows, cols], "max_distance": max_distance}
+
+    if mode == "nearest":
+        index, _ = nearest_exact(points, targets)
+    elif mode == "grid":
+        index, exact = assign_grid(points, targets)
+        params["exact"] = exact
+    else:
+        if features is not None:
+            features = np.asarray(features)
+            if features.ndim != 2 or len(features) != n:
+                raise ConfigError(f"{n} points but features of shape {features.shape}")
+        index = bin_representatives(points, cell_of, rows * cols, features, int(min_count))
+        params.update(
+            min_count=int(min_count),
+            representative=("latent mean" if features is not None else "2-D mean"),
+        )
+
+    dist = np.full(len(targets), np.nan)
+    filled = index >= 0
+    dist[filled] = _dist(points[index[filled]], targets[filled])
     if max_distance is not None:
-        index = np.where(dist < max_distance, index, -1)
+        far = filled & ~(dist < max_distance)
+        index[far], dist[far] = -1, np.nan
+    counts = np.bincount(cell_of, minlength=rows * cols)
+    purity = _purity(cell_of, labels, rows * cols)
     return Atlas(
         indices=index.reshape(rows, cols),
         distances=dist.reshape(rows, cols),
+        counts=counts.reshape(rows, cols),
+        purity=purity.reshape(rows, cols),
         grid_x=gx,
         grid_y=gy,
         mode=mode,
-        max_distance=max_distance,
+        params=params,
     )
+
+
+def _cell_of(points: np.ndarray, rows: int, cols: int, mode: str) -> np.ndarray:
+    """The cell each point falls in: its bin, or the Voronoi cell of the nearest grid point."""
+    x, y = points[:, 0], 1.0 - points[:, 1]  # y measured from the top
+    if mode == "bins":
+        c = np.minimum((x * cols).astype(np.int64), cols - 1)
+        r = np.minimum((y * rows).astype(np.int64), rows - 1)
+    else:
+        c = np.rint(x * (cols - 1)).astype(np.int64)
+        r = np.rint(y * (rows - 1)).astype(np.int64)
+    return r * cols + c
+
+
+def _purity(cell_of: np.ndarray, labels: np.ndarray | None, n_cells: int) -> np.ndarray:
+    if labels is None:
+        return np.full(n_cells, np.nan)
+    _, y = np.unique(labels, return_inverse=True)
+    k = int(y.max()) + 1 if len(y) else 1
+    table = np.bincount(cell_of * k + y, minlength=n_cells * k).reshape(n_cells, k)
+    total = table.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, table.max(axis=1) / total, np.nan)
 
 
 def _dist(points: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -146,18 +267,105 @@ def nearest_exact(
     return index, best
 
 
+def _sq_cost(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    diff = targets[:, None, :] - points[None, :, :]
+    return diff[..., 0] ** 2 + diff[..., 1] ** 2
+
+
+def assign_grid(points: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A minimum total squared distance one-to-one assignment of points to targets.
+
+    Returns, per target, the assigned point (−1 where there are fewer points than targets) and
+    whether the solution is provably optimal (it is unless the candidate set had to be cut to
+    fit :data:`EDGE_BUDGET`).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    m, n = len(targets), len(points)
+    index = np.full(m, -1, dtype=np.int64)
+    if n < m or m * n <= DENSE_BUDGET:
+        rows, cols = linear_sum_assignment(_sq_cost(points, targets))
+        index[rows] = cols
+        return index, True
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+    from scipy.spatial import cKDTree
+
+    k, exact = m, True  # each target's m nearest points always hold an optimal assignment
+    if m * k > EDGE_BUDGET:
+        k, exact = max(EDGE_BUDGET // m, 16), False
+    tree = cKDTree(points)
+    while True:
+        d, i = tree.query(targets, k=k)
+        # +1 on every edge: zero weights would read as missing edges; every full matching has
+        # m edges, so the offset does not change which one is cheapest
+        weights = csr_matrix(
+            (d.ravel() ** 2 + 1.0, (np.repeat(np.arange(m), k), i.ravel())), shape=(m, n)
+        )
+        try:
+            rows, cols = min_weight_full_bipartite_matching(weights)
+            break
+        except ValueError:  # the cut candidate set admits no full matching: widen it
+            k = min(2 * k, n)
+    if not exact:
+        warnings.warn(
+            f"grid atlas: {m} cells × {n} samples is too large for a provably optimal "
+            f"assignment; each cell chose among its {k} nearest samples",
+            stacklevel=3,
+        )
+    index[rows] = cols
+    return index, exact
+
+
+def bin_representatives(
+    points: np.ndarray,
+    cell_of: np.ndarray,
+    n_cells: int,
+    features: np.ndarray | None,
+    min_count: int,
+) -> np.ndarray:
+    """Per cell, the sample nearest the mean of the cell's points (−1 below ``min_count``)."""
+    from scipy.sparse import csr_matrix
+
+    n = len(points)
+    space = points if features is None else np.asarray(features)
+    if space.dtype not in (np.float32, np.float64):
+        space = space.astype(np.float64)
+    counts = np.bincount(cell_of, minlength=n_cells)
+    member = csr_matrix(
+        (np.ones(n, dtype=space.dtype), (cell_of, np.arange(n))), shape=(n_cells, n)
+    )
+    means = (np.asarray(member @ space) / np.maximum(counts, 1)[:, None]).astype(space.dtype)
+    score = np.empty(n)
+    for start in range(0, n, 65536):  # in chunks: no second N×D array
+        sl = slice(start, start + 65536)
+        dev = space[sl] - means[cell_of[sl]]
+        score[sl] = np.einsum("ij,ij->i", dev, dev)
+    order = np.lexsort((np.arange(n), score, cell_of))  # by cell, then closeness, then index
+    cells, first = np.unique(cell_of[order], return_index=True)
+    index = np.full(n_cells, -1, dtype=np.int64)
+    index[cells] = order[first]
+    index[counts < min_count] = -1
+    return index
+
+
 def render_atlas(
     atlas: Atlas,
     images: np.ndarray,
     *,
     tile: int = 32,
     background: int = 255,
+    labels: np.ndarray | None = None,
+    border: int = 0,
+    predictions: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draw the atlas as one uint8 image of exactly rows×tile by cols×tile pixels.
 
-    ``images`` are the N×H×W×C (or N×H×W) uint8 images the atlas indices refer to; each is
-    scaled to ``tile``×``tile`` pixels (nearest-neighbour when it is an integer upscale,
-    else bilinear). Empty cells are filled with ``background``.
+    ``images`` are the N×H×W×C (or N×H×W) uint8 images the indices refer to; each is scaled to
+    ``tile``×``tile`` (nearest-neighbour for integer upscales, else bilinear). Empty cells are
+    ``background``. With ``labels`` and ``border`` > 0 each tile gets a frame of its class's
+    colour; with ``labels`` and ``predictions``, misclassified samples get a black corner mark.
+    Grey images stay grey unless a frame or mark needs colour.
     """
     images = np.asarray(images)
     if images.ndim == 3:
@@ -166,18 +374,40 @@ def render_atlas(
         raise ConfigError(f"images must be uint8 N×H×W[×C], got {images.dtype} {images.shape}")
     if tile < 1:
         raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
+    if border < 0 or 2 * border >= tile:
+        raise ConfigError(f"border must lie in 0..{(tile - 1) // 2} pixels, got {border}")
+    if (border or predictions is not None) and labels is None:
+        raise ConfigError("class borders and error marks need the labels")
     if atlas.indices.max(initial=-1) >= len(images):
         raise ConfigError(
             f"the atlas refers to sample {int(atlas.indices.max())} but only {len(images)} "
             "images were given"
         )
     rows, cols = atlas.shape
-    channels = images.shape[3]
-    canvas = np.full((rows, cols, tile, tile, channels), background, dtype=np.uint8)
     filled = atlas.indices >= 0
     chosen = atlas.indices[filled]
-    if len(chosen):
-        canvas[filled] = resize_tiles(images[chosen], tile)
+    tiles = resize_tiles(images[chosen], tile)
+    colour = border > 0 or predictions is not None
+    if colour and tiles.shape[3] == 1:
+        tiles = np.repeat(tiles, 3, axis=3)
+    channels = tiles.shape[3]
+    if border and len(chosen):
+        lab = np.asarray(labels)[chosen]
+        palette = class_colors_uint8(int(np.asarray(labels).max()) + 1)
+        frame = np.zeros((tile, tile), dtype=bool)
+        frame[:border], frame[-border:], frame[:, :border], frame[:, -border:] = (True,) * 4
+        tiles[:, frame] = palette[lab][:, None, :]
+    if predictions is not None and len(chosen):
+        wrong = np.asarray(predictions)[chosen] != np.asarray(labels)[chosen]
+        # a black top-right corner triangle edged in white: unlike any class colour
+        size = max(3, tile // 4)
+        inside = np.triu(np.ones((size, size), dtype=bool), k=1)
+        edge = np.eye(size, dtype=bool)
+        corner = tiles[:, :size, tile - size :]
+        corner[wrong[:, None, None] & inside[None]] = ERROR_MARK
+        corner[wrong[:, None, None] & edge[None]] = 255
+    canvas = np.full((rows, cols, tile, tile, channels), background, dtype=np.uint8)
+    canvas[filled] = tiles
     out = canvas.transpose(0, 2, 1, 3, 4).reshape(rows * tile, cols * tile, channels)
     return out[:, :, 0] if channels == 1 else out
 
@@ -186,7 +416,7 @@ def resize_tiles(images: np.ndarray, tile: int) -> np.ndarray:
     """Resize M×H×W×C uint8 images to M×tile×tile×C."""
     m, h, w, c = images.shape
     if h == tile and w == tile:
-        return images
+        return images.copy()
     if tile % h == 0 and tile % w == 0:
         return images.repeat(tile // h, axis=1).repeat(tile // w, axis=2)
     from PIL import Image
@@ -194,7 +424,6 @@ def resize_tiles(images: np.ndarray, tile: int) -> np.ndarray:
     out = np.empty((m, tile, tile, c), dtype=np.uint8)
     for i, img in enumerate(images):
         pil = Image.fromarray(img[:, :, 0] if c == 1 else img)
-        out[i] = np.asarray(pil.resize((tile, tile), Image.Resampling.BILINEAR)).reshape(
-            tile, tile, c
-        )
+        resized = pil.resize((tile, tile), Image.Resampling.BILINEAR)
+        out[i] = np.asarray(resized).reshape(tile, tile, c)
     return out

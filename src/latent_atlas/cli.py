@@ -64,14 +64,82 @@ def _add_map_options(p: argparse.ArgumentParser) -> None:
         help="a reducer parameter, e.g. tsne.perplexity=30 (repeatable)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed for everything random (default: 0)")
-    g.add_argument("--grid", type=int, default=20, help="atlas grid size G (G×G, default: 20)")
+    _add_atlas_options(p)
+
+
+def _grid(text: str) -> int | tuple[int, int]:
+    try:
+        if "x" in text.lower():
+            rows, cols = (int(v) for v in text.lower().split("x"))
+            return rows, cols
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected G or ROWSxCOLS, got {text!r}") from None
+
+
+def _distance(text: str) -> float | str | None:
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number, 'auto' or 'none', got {text!r}"
+        ) from None
+
+
+def _add_atlas_options(p: argparse.ArgumentParser) -> None:
+    from latent_atlas.atlas import MODES
+
+    g = p.add_argument_group("atlas")
+    g.add_argument(
+        "--mode",
+        "--atlas-mode",
+        dest="atlas_mode",
+        choices=MODES,
+        default="nearest",
+        help="nearest: the seed's nearest image per grid point; grid: every cell a "
+        "distinct image (optimal assignment); bins: one representative per occupied "
+        "bin (default: nearest)",
+    )
+    g.add_argument("--grid", type=_grid, default=20, help="G (G×G) or ROWSxCOLS (default: 20)")
+    g.add_argument("--tile", type=int, default=32, help="tile size in pixels (default: 32)")
     g.add_argument(
         "--max-distance",
-        type=float,
-        default=0.05,
-        help="atlas: leave a cell empty when its nearest image is this far (default: 0.05)",
+        type=_distance,
+        default="auto",
+        help="empty a cell whose image is this far from its grid point; 'auto': 0.05 "
+        "for nearest (the seed's), no limit otherwise; 'none': no limit",
     )
-    g.add_argument("--tile", type=int, default=32, help="atlas tile size in pixels (default: 32)")
+    g.add_argument(
+        "--min-count",
+        type=int,
+        default=1,
+        help="bins: the fewest points a bin needs to show an image (default: 1)",
+    )
+    g.add_argument(
+        "--border",
+        type=int,
+        default=0,
+        help="width in pixels of a class-coloured frame around each tile (default: 0)",
+    )
+    g.add_argument(
+        "--mark-errors", action="store_true", help="mark misclassified samples with a black corner"
+    )
+
+
+def _atlas_config(args: argparse.Namespace) -> Any:
+    from latent_atlas.pipeline import AtlasConfig
+
+    return AtlasConfig(
+        mode=args.atlas_mode,
+        grid=args.grid,
+        max_distance=args.max_distance,
+        min_count=args.min_count,
+        tile=args.tile,
+        border=args.border,
+        mark_errors=args.mark_errors,
+    )
 
 
 def _map_config(args: argparse.Namespace) -> Any:
@@ -83,12 +151,7 @@ def _map_config(args: argparse.Namespace) -> Any:
             raise ConfigError(f"--param {method}.{name}: {method} is not among --methods")
         params.setdefault(method, {})[name] = value
     return MapConfig(
-        methods=args.methods,
-        method_params=params,
-        seed=args.seed,
-        grid=args.grid,
-        max_distance=args.max_distance,
-        tile=args.tile,
+        methods=args.methods, method_params=params, seed=args.seed, atlas=_atlas_config(args)
     )
 
 
@@ -155,6 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_map_options(p)
     p.set_defaults(func=cmd_project)
+
+    p = sub.add_parser(
+        "atlas",
+        help="another image atlas for a finished run",
+        description="Build an image atlas of one map of a finished run; writes "
+        "atlas_<method>[_<mode>].png and a per-cell .parquet into the run.",
+    )
+    p.add_argument("run_dir", type=Path, help="a run directory")
+    p.add_argument("--method", default="umap", help="which map (default: umap)")
+    _add_atlas_options(p)
+    p.set_defaults(func=cmd_atlas)
     return parser
 
 
@@ -198,6 +272,19 @@ def cmd_project(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(summary.format())
+    return 0
+
+
+def cmd_atlas(args: argparse.Namespace) -> int:
+    from latent_atlas.pipeline import atlas_for_run
+
+    info = atlas_for_run(args.run_dir, args.method, _atlas_config(args))
+    rows, cols = info["grid"]
+    print(
+        f"{args.run_dir / info['outputs'][0]}: {info['mode']} atlas of the {args.method} map, "
+        f"{rows}×{cols} cells, {info['filled']} filled, mean distance "
+        f"{info['mean_distance']:.4f}"
+    )
     return 0
 
 

@@ -86,8 +86,8 @@ class LatentSpace:
         return written
 
     @classmethod
-    def load(cls, folder: Path, class_names: list[str]) -> LatentSpace:
-        """Read what :meth:`save` wrote."""
+    def load(cls, folder: Path, class_names: list[str] | None = None) -> LatentSpace:
+        """Read what :meth:`save` wrote (class names default to the label numbers)."""
         arrays = {}
         for attr, name in FILES.items():
             path = folder / name
@@ -97,6 +97,9 @@ class LatentSpace:
                 arrays[attr] = load_npy(path)
             elif attr in ("features", "labels"):
                 raise LatentAtlasError(f"{folder}: missing {name}; is this a latent-atlas run?")
+        if class_names is None:
+            labels = arrays["labels"]
+            class_names = [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
         return cls(class_names=class_names, **arrays)
 
 

@@ -33,15 +33,44 @@ METRIC_SAMPLE = 5000  # summary metrics use at most this many (seeded) points
 
 
 @dataclass(frozen=True)
+class AtlasConfig:
+    """How to build and draw an image atlas (see :func:`latent_atlas.build_atlas`)."""
+
+    mode: str = "nearest"
+    grid: int | tuple[int, int] = 20
+    max_distance: float | str | None = "auto"
+    min_count: int = 1
+    tile: int = 32
+    border: int = 0
+    mark_errors: bool = False
+
+    def check(self) -> None:
+        # building a 1-point atlas runs every parameter check of build_atlas
+        build_atlas(
+            np.zeros((1, 2)),
+            self.grid,
+            mode=self.mode,
+            max_distance=self.max_distance,
+            min_count=self.min_count,
+        )
+        if self.tile < 1:
+            raise ConfigError(f"tile must be at least 1 pixel, got {self.tile}")
+        if self.border < 0 or 2 * self.border >= self.tile:
+            raise ConfigError(f"border must lie in 0..{(self.tile - 1) // 2} pixels")
+
+    def stem(self, method: str) -> str:
+        """``atlas_<method>`` for the seed's mode, else ``atlas_<method>_<mode>``."""
+        return f"atlas_{method}" if self.mode == "nearest" else f"atlas_{method}_{self.mode}"
+
+
+@dataclass(frozen=True)
 class MapConfig:
     """What the map stage does with a latent space."""
 
     methods: tuple[str, ...] = DEFAULT_METHODS
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     seed: int = 0
-    grid: int = 20
-    max_distance: float = 0.05
-    tile: int = 32
+    atlas: AtlasConfig = field(default_factory=AtlasConfig)
 
     def check(self) -> None:
         if not self.methods:
@@ -50,12 +79,7 @@ class MapConfig:
             raise ConfigError(f"methods repeat: {', '.join(self.methods)}")
         for m in self.methods:  # fail on unknown names or parameters before any work
             get_reducer(m, **self.method_params.get(m, {}))
-        if self.grid < 1:
-            raise ConfigError(f"grid must be at least 1, got {self.grid}")
-        if self.max_distance <= 0:
-            raise ConfigError(f"max distance must be positive, got {self.max_distance}")
-        if self.tile < 1:
-            raise ConfigError(f"tile must be at least 1 pixel, got {self.tile}")
+        self.atlas.check()
 
 
 @dataclass(frozen=True)
@@ -178,10 +202,12 @@ def map_latent_space(
 
     _write_projections(run, latent, embeddings)
     _write_plots(run, latent, embeddings, methods, base_key, config)
-    atlases = _write_atlases(run, latent, embeddings, base_key, config)
-    for method, path in atlases.items():
-        methods[method]["atlas"] = path
     run.update(methods=methods)
+    if latent.images is None:
+        log.info("no images: skipping the atlases")
+    else:
+        for method, emb in embeddings.items():
+            write_atlas(run, latent, method, emb, config.atlas, base_key=base_key)
     return methods
 
 
@@ -235,46 +261,77 @@ def _write_plots(
         run.finish("comparison", key, ["comparison.png"], time.perf_counter() - t0)
 
 
-def _write_atlases(
+def write_atlas(
     run: Run,
     latent: LatentSpace,
-    embeddings: dict[str, np.ndarray],
+    method: str,
+    embedding: np.ndarray,
+    config: AtlasConfig,
+    *,
     base_key: Any,
-    config: MapConfig,
-) -> dict[str, str]:
+) -> dict[str, Any]:
+    """Build, draw and save one atlas (PNG + per-cell Parquet); record it in the manifest."""
     if latent.images is None:
-        log.info("no images: skipping the atlases")
-        return {}
-    done = {}
-    for method, emb in embeddings.items():
-        key = {
-            "base": base_key,
-            "embedding": run.step_info(f"project:{method}")["key"],
-            "grid": config.grid,
-            "max_distance": config.max_distance,
-            "tile": config.tile,
-        }
-        png, table = f"atlas_{method}.png", f"atlas_{method}.parquet"
-        if not run.is_done(f"atlas:{method}", key):
-            t0 = time.perf_counter()
-            atlas = build_atlas(emb, config.grid, max_distance=config.max_distance)
-            save_image(run.file(png), render_atlas(atlas, latent.images, tile=config.tile))
-            cells = atlas.cells()
-            idx = cells["index"]
-            cells["label"] = np.where(idx >= 0, latent.labels[np.maximum(idx, 0)], -1)
-            if latent.predictions is not None:
-                cells["predicted"] = np.where(idx >= 0, latent.predictions[np.maximum(idx, 0)], -1)
-            save_table(run.file(table), cells)
-            run.finish(
-                f"atlas:{method}",
-                key,
-                [png, table],
-                time.perf_counter() - t0,
-                filled=atlas.n_filled,
-                cells=int(idx.size),
-            )
-        done[method] = png
-    return done
+        raise ConfigError("this run has no images, so it cannot have an atlas")
+    stem = config.stem(method)
+    png, table = f"{stem}.png", f"{stem}.parquet"
+    key = {"base": base_key, "embedding": _digest(np.asarray(embedding)), "atlas": asdict(config)}
+    step = f"atlas:{stem.removeprefix('atlas_')}"
+    if not run.is_done(step, key):
+        t0 = time.perf_counter()
+        atlas = build_atlas(
+            embedding,
+            config.grid,
+            mode=config.mode,
+            max_distance=config.max_distance,
+            min_count=config.min_count,
+            labels=latent.labels,
+            features=latent.features,
+        )
+        preds = latent.predictions if config.mark_errors else None
+        if config.mark_errors and preds is None:
+            log.info("no predictions in this run: atlas tiles are not marked")
+        pixels = render_atlas(
+            atlas,
+            latent.images,
+            tile=config.tile,
+            border=config.border,
+            labels=latent.labels if (config.border or preds is not None) else None,
+            predictions=preds,
+        )
+        save_image(run.file(png), pixels)
+        save_table(run.file(table), atlas.cells(latent.labels, latent.predictions))
+        run.finish(
+            step,
+            key,
+            [png, table],
+            time.perf_counter() - t0,
+            method=method,
+            mode=config.mode,
+            grid=list(atlas.shape),
+            filled=atlas.n_filled,
+            cells=int(atlas.indices.size),
+            mean_distance=atlas.mean_distance,
+            params={k: _plain(v) for k, v in atlas.params.items()},
+        )
+    info = {k: v for k, v in run.step_info(step).items() if k not in ("key", "finished")}
+    run.manifest.setdefault("atlases", {})[stem] = info
+    run.save()
+    return info
+
+
+def atlas_for_run(run_dir: str | Path, method: str, config: AtlasConfig | None = None) -> dict:
+    """Build another atlas for a finished run (``latent-atlas atlas RUN_DIR``)."""
+    config = config or AtlasConfig()
+    config.check()
+    run = Run(run_dir, create=False)
+    embedding_file = run.file(f"embedding_{method}.npy")
+    if not embedding_file.is_file():
+        have = sorted(p.stem.removeprefix("embedding_") for p in run.path.glob("embedding_*.npy"))
+        raise ConfigError(f"{run.path} has no {method!r} map; it has: {', '.join(have) or 'none'}")
+    latent = LatentSpace.load(run.path, run.manifest.get("dataset", {}).get("class_names"))
+    base_key = run.step_info("extract").get("key")
+    return write_atlas(run, latent, method, load_npy(embedding_file), config, base_key=base_key)
 
 
 def _metric_sample(n: int, seed: int) -> np.ndarray:

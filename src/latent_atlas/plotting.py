@@ -15,17 +15,7 @@ from typing import Any
 import numpy as np
 
 from latent_atlas.errors import ConfigError
-
-
-def class_colors(n_classes: int) -> np.ndarray:
-    """n RGBA colours: tab10 up to 10 classes, tab20 up to 20, else evenly spaced on turbo."""
-    import matplotlib as mpl
-
-    if n_classes <= 10:
-        return np.asarray(mpl.colormaps["tab10"].colors)[:n_classes]
-    if n_classes <= 20:
-        return np.asarray(mpl.colormaps["tab20"].colors)[:n_classes]
-    return mpl.colormaps["turbo"](np.linspace(0.05, 0.95, n_classes))[:, :3]
+from latent_atlas.palette import class_colors
 
 
 def point_size(n_points: int) -> float:

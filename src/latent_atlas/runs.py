@@ -47,8 +47,12 @@ def package_versions() -> dict[str, str]:
 class Run:
     """A run directory and its manifest."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, create: bool = True):
         self.path = Path(path)
+        if not create and not (self.path / MANIFEST).is_file():
+            raise LatentAtlasError(
+                f"{self.path} is not a latent-atlas run directory (no {MANIFEST})"
+            )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
