@@ -14,7 +14,22 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "latent_atlas"
 ROOT = SRC.parents[1]
 
 # modules that must work without torch (the map side of the pipeline)
-TORCH_FREE = ["atlas", "plotting", "metrics", "reducers", "latent", "runs", "fileio", "datasets"]
+TORCH_FREE = [
+    "atlas",
+    "plotting",
+    "metrics",
+    "reducers",
+    "latent",
+    "runs",
+    "fileio",
+    "datasets",
+    "config",
+    "compare",
+    "maps",
+    "jitcache",
+    "palette",
+    "viewer",
+]
 
 
 def imports_of(path: Path) -> set[str]:

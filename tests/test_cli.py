@@ -85,7 +85,28 @@ def test_run_writes_every_artifact(digits_run, capsys):
     cells = pq.read_table(out / "atlas_umap.parquet")
     assert cells.num_rows == 100
     # the map is faithful enough to read: digits separate in 2-D
-    assert manifest["methods"]["umap"]["knn_accuracy"] > 0.5
+    assert manifest["methods"]["umap"]["scores"]["knn_accuracy_2d"] > 0.5
+    # the comparison step: files, manifest, numbers that agree with each other
+    for name in ("metrics.csv", "metrics.md", "metrics.png", "metrics_per_point.parquet"):
+        assert (out / name).is_file(), name
+    scores = manifest["metrics"]["scores"]
+    assert set(scores) == set(METHODS)
+    for m in METHODS:
+        assert 0 < scores[m]["trustworthiness"] <= 1 and 0 < scores[m]["continuity"] <= 1
+        assert scores[m]["knn_ratio"] == pytest.approx(
+            scores[m]["knn_accuracy_2d"] / scores[m]["knn_accuracy_original"]
+        )
+    assert scores["tsne"]["trustworthiness"] > scores["pca"]["trustworthiness"]
+    csv_rows = (out / "metrics.csv").read_text().splitlines()
+    assert csv_rows[0].startswith("method,trustworthiness,continuity")
+    assert len(csv_rows) == 4
+    per_point = pq.read_table(out / "metrics_per_point.parquet")
+    assert per_point.num_rows == 300
+    np.testing.assert_allclose(
+        per_point.column("umap_preservation").to_numpy().mean(),
+        scores["umap"]["neighbourhood_preservation"],
+        rtol=1e-5,
+    )
 
 
 def test_rerun_reuses_finished_steps(digits_run, capsys):
@@ -158,7 +179,7 @@ def test_project_maps_features_you_already_have(tmp_path, capsys):
         assert (out / name).is_file(), name
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["command"] == "project" and manifest["seed"] == 1
-    assert manifest["methods"]["tsne"]["knn_accuracy"] > 0.9
+    assert manifest["methods"]["tsne"]["scores"]["knn_accuracy_2d"] > 0.9
     table = pq.read_table(out / "projections.parquet")
     assert table.column("label_name").to_pylist()[:2] == ["digit 0", "digit 1"]
     assert "predicted" not in table.column_names  # no model, no predictions
@@ -263,3 +284,69 @@ def test_atlas_command_adds_atlases_to_a_run(digits_run, capsys):
     assert "has no 'isomap' map; it has: pca, tsne, umap" in capsys.readouterr().err
     assert main(["atlas", str(out.parent / "nowhere")]) == 1
     assert "not a latent-atlas run directory" in capsys.readouterr().err
+
+
+def test_compare_command_rescores_a_run(digits_run, capsys):
+    out, _ = digits_run
+    assert (
+        main(["-q", "compare", str(out), "--metrics-k", "5", "--metrics-max-samples", "200"]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "| method | trustworthiness |" in printed and "200 of 300 points" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["metrics"]["k"] == 5 and manifest["metrics"]["n_samples"] == 200
+    assert pq.read_table(out / "metrics_per_point.parquet").num_rows == 200
+
+
+def test_fit_on_train_and_show_test(tmp_path, capsys):
+    out = tmp_path / "fit-train"
+    argv = [
+        "-q",
+        "run",
+        "--limit",
+        "300",
+        "--epochs",
+        "2",
+        "--methods",
+        "pca,tsne",
+        "--fit-on",
+        "train",
+        "--show",
+        "test",
+        "--out",
+        str(out),
+        "--grid",
+        "5",
+    ]
+    assert main(argv) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["steps"]["project:tsne"]["fit_on"] == "train"
+    assert manifest["steps"]["project:tsne"]["n_fit"] == 300
+    assert np.load(out / "fit_activations.npy").shape == (300, 128)
+    assert np.load(out / "embedding_tsne.npy").shape == (300, 2)  # the 300 test points
+    assert main([*argv[:6], "--methods", "tsne-sklearn", *argv[8:]]) == 1
+    assert "tsne-sklearn cannot place new points" in capsys.readouterr().err
+
+
+def test_view_builds_and_serves_on_loopback(digits_run, monkeypatch, capsys):
+    import latent_atlas.viewer as viewer
+
+    out, _ = digits_run
+    served = {}
+    monkeypatch.setattr(
+        viewer,
+        "serve_forever",
+        lambda run_dir, port=0, open_browser=False: served.update(
+            run_dir=run_dir, port=port, open_browser=open_browser
+        ),
+    )
+    assert (out / "viewer.html").is_file()  # the run wrote it
+    assert main(["view", str(out), "--port", "0"]) == 0  # (rebuilt if other tests changed the run)
+    capsys.readouterr()
+    assert main(["view", str(out), "--port", "0"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert served == {"run_dir": out, "port": 0, "open_browser": False}
+    (out / "viewer.html").unlink()
+    assert main(["view", str(out), "--open"]) == 0
+    assert "built" in capsys.readouterr().out and (out / "viewer.html").is_file()
+    assert served["open_browser"] is True

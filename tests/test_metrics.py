@@ -63,3 +63,78 @@ def test_metric_errors(data):
     bad[0, 0] = np.inf
     with pytest.raises(ConfigError, match="NaN or infinite"):
         metrics.trustworthiness(bad, E)
+
+
+def test_neighbourhood_preservation_hand_case():
+    # 6 points on a line; the map swaps points 0 and 5
+    X = np.arange(6, dtype=float)[:, None]
+    E = X.copy()
+    E[[0, 5]] = E[[5, 0]]
+    mean, per_point = metrics.neighbourhood_preservation(X, E, k=1)
+    # 1-NN in X: 0→1, 1→0|2, ...; point 2's and 3's neighbours are unchanged
+    assert per_point.shape == (6,)
+    assert per_point[2] == 1.0 and per_point[3] == 1.0
+    assert per_point[0] == 0.0  # its map neighbour is 4, its true one is 1
+    assert mean == pytest.approx(per_point.mean())
+    same, _ = metrics.neighbourhood_preservation(X, X * 3 + 1, k=2)
+    assert same == 1.0
+
+
+def test_triplet_accuracy_bounds(data):
+    X, E, _ = data
+    assert metrics.random_triplet_accuracy(X, X * 2.0) == 1.0
+    noise = np.random.default_rng(5).normal(size=(len(X), 2))
+    assert metrics.random_triplet_accuracy(X, noise) == pytest.approx(0.5, abs=0.05)
+    assert 0.5 < metrics.random_triplet_accuracy(X, E) < 1.0
+
+
+def test_silhouette_equals_sklearn(data, monkeypatch):
+    from sklearn.metrics import silhouette_score
+
+    X, E, y = data
+    monkeypatch.setattr(metrics, "BLOCK_BYTES", 8 * 300 * 11)
+    for Z in (X, E):
+        assert metrics.class_silhouette(Z, y) == pytest.approx(silhouette_score(Z, y), abs=1e-6)
+    one = np.zeros(len(y), dtype=int)
+    assert np.isnan(metrics.class_silhouette(E, one))
+
+
+def test_evaluate_maps_agrees_with_each_metric(data):
+    X, E, y = data
+    report = metrics.evaluate_maps(X, {"a": E, "b": X[:, :2]}, y, k=10)
+    a = report.scores["a"]
+    assert a["trustworthiness"] == pytest.approx(sk_trustworthiness(X, E, n_neighbors=10))
+    assert a["continuity"] == pytest.approx(sk_trustworthiness(E, X, n_neighbors=10))
+    assert a["knn_accuracy_2d"] == pytest.approx(metrics.knn_accuracy(E, y, k=5))
+    assert a["knn_accuracy_original"] == pytest.approx(metrics.knn_accuracy(X, y, k=5))
+    assert a["knn_ratio"] == pytest.approx(a["knn_accuracy_2d"] / a["knn_accuracy_original"])
+    assert a["neighbourhood_preservation"] == pytest.approx(
+        metrics.neighbourhood_preservation(X, E, k=10)[0]
+    )
+    assert a["triplet_accuracy"] == pytest.approx(metrics.random_triplet_accuracy(X, E))
+    assert a["silhouette"] == pytest.approx(metrics.class_silhouette(E, y))
+    assert report.per_point["b"].shape == (300,) and not report.sampled
+    assert "| a |" in report.to_markdown() and "all 300 points" in report.to_markdown()
+
+
+def test_evaluate_maps_samples_large_inputs(data):
+    X, E, y = data
+    report = metrics.evaluate_maps(X, {"a": E}, y, max_samples=120, random_state=3)
+    assert report.sampled and len(report.sample) == 120 and report.n_total == 300
+    again = metrics.evaluate_maps(X, {"a": E}, y, max_samples=120, random_state=3)
+    np.testing.assert_array_equal(report.sample, again.sample)
+    assert report.scores == again.scores
+    assert "120 of 300 points (seeded sample)" in report.to_markdown()
+
+
+def test_trustworthiness_memory_grows_with_blocks_not_n_squared():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 8)).astype(np.float32)
+    E = X[:, :2] + 0.1 * rng.normal(size=(20_000, 2))
+    tracemalloc.start()
+    metrics.trustworthiness(X, E, k=5)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 400 * 2**20  # an N×N float64 matrix would be 3.2 GB

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from latent_atlas.errors import ConfigError, LatentAtlasError
+from latent_atlas.errors import ConfigError
 from latent_atlas.metrics import knn_accuracy, trustworthiness
 from latent_atlas.reducers import (
     AdaptedParameterWarning,
@@ -27,7 +28,7 @@ def digits():
 
 
 def test_registry_and_defaults_are_the_seeds():
-    assert {"pca", "tsne", "tsne-sklearn", "umap"} <= set(available_reducers())
+    assert set(available_reducers()) == {"pca", "tsne", "tsne-sklearn", "umap", "pacmap", "isomap"}
     assert get_reducer("tsne").perplexity == 50
     assert get_reducer("umap").n_neighbors == 30
     assert get_reducer("tsne-sklearn").perplexity == 50
@@ -39,7 +40,7 @@ def test_registry_and_defaults_are_the_seeds():
     assert get_reducer(inst) is inst and method_name(inst) == "pca"
 
 
-@pytest.mark.parametrize("method", ["pca", "tsne", "tsne-sklearn", "umap"])
+@pytest.mark.parametrize("method", ["pca", "tsne", "tsne-sklearn", "umap", "pacmap", "isomap"])
 def test_estimator_contract(method):
     est = get_reducer(method, random_state=3)
     params = est.get_params()
@@ -50,7 +51,15 @@ def test_estimator_contract(method):
 
 
 @pytest.mark.parametrize(
-    ("method", "floor"), [("pca", 0.55), ("tsne", 0.95), ("tsne-sklearn", 0.95), ("umap", 0.95)]
+    ("method", "floor"),
+    [
+        ("pca", 0.55),
+        ("tsne", 0.95),
+        ("tsne-sklearn", 0.95),
+        ("umap", 0.95),
+        ("pacmap", 0.95),
+        ("isomap", 0.7),
+    ],
 )
 def test_quality_floor_and_reproducibility(digits, method, floor):
     x, y = digits
@@ -59,7 +68,7 @@ def test_quality_floor_and_reproducibility(digits, method, floor):
     emb = est.embedding_
     assert emb.shape == (len(x), 2) and emb.dtype == np.float32 and np.all(np.isfinite(emb))
     assert knn_accuracy(emb, y, k=5) >= floor
-    assert trustworthiness(x, emb, k=10) >= (0.8 if method == "pca" else 0.95)
+    assert trustworthiness(x, emb, k=10) >= (0.8 if method in ("pca", "isomap") else 0.95)
     if method != "tsne-sklearn":  # sklearn's own determinism is sklearn's business
         again = get_reducer(method, random_state=0).fit_transform(x)
         np.testing.assert_array_equal(emb, again)
@@ -67,7 +76,7 @@ def test_quality_floor_and_reproducibility(digits, method, floor):
 
 def test_transform_places_new_points(digits):
     x, y = digits
-    for method in ("pca", "tsne"):
+    for method in ("pca", "tsne", "umap", "pacmap", "isomap"):
         est = get_reducer(method, random_state=0).fit(x[:400])
         placed = est.transform(x[400:])
         assert placed.shape == (200, 2)
@@ -75,9 +84,11 @@ def test_transform_places_new_points(digits):
         from sklearn.neighbors import KNeighborsClassifier
 
         clf = KNeighborsClassifier(5).fit(est.embedding_, y[:400])
-        assert clf.score(placed, y[400:]) >= (0.35 if method == "pca" else 0.8)
-    with pytest.raises(LatentAtlasError, match="cannot place new points"):
+        floor = {"pca": 0.35, "isomap": 0.55}.get(method, 0.75)  # what each map gets when fitted
+        assert clf.score(placed, y[400:]) >= floor, method
+    with pytest.raises(AttributeError, match="cannot place new points|no attribute 'transform'"):
         get_reducer("tsne-sklearn", random_state=0).fit(x[:100]).transform(x[100:110])
+    assert not hasattr(get_reducer("tsne-sklearn"), "transform")
 
 
 def test_parameters_adapt_to_few_samples_and_say_so(digits):
@@ -98,3 +109,73 @@ def test_bad_input_is_refused(digits):
         get_reducer("pca").fit(bad)
     with pytest.raises(ConfigError, match="perplexity must be positive"):
         get_reducer("tsne", perplexity=0).fit(x[:50])
+
+
+def test_pca_pre_reduction(digits):
+    x, y = digits
+    est = get_reducer("tsne", pca_dims=20, random_state=0).fit(x)
+    assert est.pre_pca_.n_components_ == 20
+    assert knn_accuracy(est.embedding_, y) >= 0.95
+    assert est.transform(x[:10]).shape == (10, 2)  # new points go through the same PCA
+    narrow = get_reducer("tsne", pca_dims=100, random_state=0).fit(x)  # 64 columns: no PCA
+    assert narrow.pre_pca_ is None
+    with pytest.raises(ConfigError, match="pca_dims must be at least 2"):
+        get_reducer("umap", pca_dims=1).fit(x)
+
+
+def test_umap_exact_neighbours_keep_transform():
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([x, x, x]) + rng.normal(0, 0.5, size=(3 * len(x), 64))  # 5,391 points
+    y = np.concatenate([y, y, y])
+    est = get_reducer("umap", random_state=0, n_epochs=60).fit(x[:4500])
+    assert est.knn_ == "exact"  # above umap-learn's own 4,096 small-data limit
+    placed = est.transform(x[4500:])
+    from sklearn.neighbors import KNeighborsClassifier
+
+    clf = KNeighborsClassifier(5).fit(est.embedding_, y[:4500])
+    assert clf.score(placed, y[4500:]) >= 0.9
+
+
+# scikit-learn's own estimator checks. The expected failures are properties of the methods,
+# not of the wrappers: t-SNE and PaCMAP place a training point somewhere else than where the
+# fit put it (fit_transform ≠ transform), and UMAP's transform of a point depends on the
+# batch it comes with (its random negative sampling runs over the batch).
+_FAST = {
+    "pca": {},
+    "tsne": {"n_iter": 50, "early_exaggeration_iter": 20},
+    "tsne-sklearn": {"max_iter": 250},
+    "umap": {"n_epochs": 20},
+    "pacmap": {"num_iters": (10, 10, 10)},
+    "isomap": {},
+}
+_NOT_TRANSFORM_CONSISTENT = {
+    "check_transformer_general": "transform(train) differs from the fitted map by design",
+    "check_transformer_data_not_an_array": "transform(train) differs from the fitted map",
+}
+_EXPECTED = {
+    "tsne": _NOT_TRANSFORM_CONSISTENT,
+    "pacmap": _NOT_TRANSFORM_CONSISTENT,
+    "umap": {
+        "check_methods_sample_order_invariance": "UMAP's transform optimises the batch jointly",
+        "check_methods_subset_invariance": "UMAP's transform optimises the batch jointly",
+    },
+}
+
+
+def _expected_failures(estimator):
+    return _EXPECTED.get(method_name(estimator), {})
+
+
+@parametrize_with_checks(
+    [get_reducer(m, random_state=0, **kw) for m, kw in _FAST.items()],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)

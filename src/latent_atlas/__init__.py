@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 from latent_atlas.atlas import Atlas, build_atlas, render_atlas
 from latent_atlas.datasets import Dataset, available_datasets, load_dataset
 from latent_atlas.errors import LatentAtlasError
-from latent_atlas.metrics import knn_accuracy, trustworthiness
+from latent_atlas.metrics import evaluate_maps, knn_accuracy, trustworthiness
 from latent_atlas.plotting import ComparisonDisplay, ScatterDisplay
 from latent_atlas.reducers import available_reducers, get_reducer
 
@@ -30,6 +30,7 @@ __all__ = [
     "available_datasets",
     "available_reducers",
     "build_atlas",
+    "evaluate_maps",
     "get_reducer",
     "knn_accuracy",
     "load_dataset",

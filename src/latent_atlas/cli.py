@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from latent_atlas.errors import ConfigError, LatentAtlasError
+from latent_atlas.errors import ConfigError, LatentAtlasError, describe_os_error
 
 PROG = "latent-atlas"
 
@@ -64,6 +64,14 @@ def _add_map_options(p: argparse.ArgumentParser) -> None:
         help="a reducer parameter, e.g. tsne.perplexity=30 (repeatable)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed for everything random (default: 0)")
+    g.add_argument(
+        "--pca-dims",
+        type=int,
+        metavar="N",
+        help="reduce wide features to N dimensions with PCA before t-SNE, UMAP, "
+        "PaCMAP and Isomap (50 is usual)",
+    )
+    _add_metric_options(p)
     _add_atlas_options(p)
 
 
@@ -142,16 +150,44 @@ def _atlas_config(args: argparse.Namespace) -> Any:
     )
 
 
+def _add_metric_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("metrics")
+    g.add_argument(
+        "--metrics-k",
+        type=int,
+        default=10,
+        help="neighbours for trustworthiness, continuity, preservation (default: 10)",
+    )
+    g.add_argument(
+        "--metrics-max-samples",
+        type=int,
+        default=10_000,
+        help="above this many points metrics use a seeded sample (default: 10000)",
+    )
+
+
 def _map_config(args: argparse.Namespace) -> Any:
     from latent_atlas.pipeline import MapConfig
+    from latent_atlas.reducers import REDUCERS
 
     params: dict[str, dict[str, Any]] = {}
     for method, name, value in args.param:
         if method not in args.methods:
             raise ConfigError(f"--param {method}.{name}: {method} is not among --methods")
         params.setdefault(method, {})[name] = value
+    if args.pca_dims is not None:
+        for method in args.methods:
+            if method in REDUCERS and "pca_dims" in REDUCERS[method]._get_param_names():
+                params.setdefault(method, {}).setdefault("pca_dims", args.pca_dims)
     return MapConfig(
-        methods=args.methods, method_params=params, seed=args.seed, atlas=_atlas_config(args)
+        methods=args.methods,
+        method_params=params,
+        seed=args.seed,
+        fit_on=getattr(args, "fit_on", "test"),
+        show=getattr(args, "show", "test"),
+        metrics_k=args.metrics_k,
+        metrics_max_samples=args.metrics_max_samples,
+        atlas=_atlas_config(args),
     )
 
 
@@ -199,6 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="how to reduce feature maps of conv layers (default: avg)",
     )
     p.add_argument("--threads", type=int, help="torch threads (default: all available cores)")
+    p.add_argument(
+        "--fit-on",
+        choices=("test", "train"),
+        default="test",
+        help="split the maps are fitted on (default: test, as the seed)",
+    )
+    p.add_argument(
+        "--show",
+        choices=("test", "train"),
+        default="test",
+        help="split the maps show; when it differs from --fit-on its points are "
+        "placed into the fitted map with transform (default: test)",
+    )
     _add_map_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -229,6 +278,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="umap", help="which map (default: umap)")
     _add_atlas_options(p)
     p.set_defaults(func=cmd_atlas)
+
+    p = sub.add_parser(
+        "compare",
+        help="score every map of a finished run",
+        description="Trustworthiness, continuity, k-NN accuracy, neighbourhood preservation, "
+        "triplet accuracy and class silhouette of every map of a run; writes metrics.csv, "
+        "metrics.md, metrics.png and metrics_per_point.parquet.",
+    )
+    p.add_argument("run_dir", type=Path, help="a run directory")
+    _add_metric_options(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of the metric sample (default: 0)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "view",
+        help="open a run in the interactive viewer",
+        description="Build RUN_DIR/viewer.html when it is missing or stale (one self-contained "
+        "page that also opens offline from disk), then serve the run directory on 127.0.0.1 "
+        "and print the URL; Ctrl-C stops the server.",
+    )
+    p.add_argument("run_dir", type=Path, help="a run directory")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.set_defaults(func=cmd_view)
     return parser
 
 
@@ -269,7 +342,6 @@ def cmd_project(args: argparse.Namespace) -> int:
         images=images,
         class_names=names,
         maps=_map_config(args),
-        progress=not args.quiet,
     )
     print(summary.format())
     return 0
@@ -285,6 +357,26 @@ def cmd_atlas(args: argparse.Namespace) -> int:
         f"{rows}×{cols} cells, {info['filled']} filled, mean distance "
         f"{info['mean_distance']:.4f}"
     )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from latent_atlas.compare import compare_run
+
+    info = compare_run(
+        args.run_dir, k=args.metrics_k, max_samples=args.metrics_max_samples, seed=args.seed
+    )
+    print((args.run_dir / "metrics.md").read_text(), end="")
+    print(f"written: {', '.join(str(args.run_dir / f) for f in info['outputs'])}")
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from latent_atlas.viewer import ensure_viewer, serve_forever
+
+    page, rebuilt = ensure_viewer(args.run_dir)
+    print(f"{page}: {'built' if rebuilt else 'up to date'}; it also opens offline from disk")
+    serve_forever(args.run_dir, port=args.port, open_browser=args.open)
     return 0
 
 
@@ -319,6 +411,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # disk full, permissions, a vanished file: say which and why
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -31,6 +31,18 @@ class MissingDependencyError(LatentAtlasError, ImportError):
         self.extra = extra
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line for an operating-system error: the file, what went wrong, what to do."""
+    import errno
+
+    where = exc.filename or "a file"
+    if exc.errno == errno.ENOSPC:
+        return f"cannot write {where}: the disk is full; free some space and run again"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {where}: permission denied; choose another --out directory"
+    return f"{where}: {exc.strerror or exc}"
+
+
 def require(module: str, package: str, extra: str, purpose: str):
     """Import an optional backend lazily, or raise one clear install hint."""
     import importlib

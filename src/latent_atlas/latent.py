@@ -22,6 +22,7 @@ FILES = {
     "predictions": "predictions.npy",
     "probabilities": "probabilities.npy",
     "images": "images.npy",
+    "fit_features": "fit_activations.npy",
 }
 
 
@@ -34,6 +35,7 @@ class LatentSpace:
     class_names: list[str]
     images: np.ndarray | None = None  # N×H×W×C uint8
     probabilities: np.ndarray | None = None  # N×K float32
+    fit_features: np.ndarray | None = None  # M×D float32: other points the maps are fitted on
 
     def __post_init__(self) -> None:
         self.features = check_features(self.features)
@@ -62,6 +64,13 @@ class LatentSpace:
             self.images = imgs
         if self.probabilities is not None and len(self.probabilities) != n:
             raise ConfigError(f"{n} feature rows but {len(self.probabilities)} predictions")
+        if self.fit_features is not None:
+            self.fit_features = check_features(self.fit_features, "fit features")
+            if self.fit_features.shape[1] != self.features.shape[1]:
+                raise ConfigError(
+                    f"fit features have {self.fit_features.shape[1]} columns but the shown "
+                    f"features {self.features.shape[1]}"
+                )
 
     @property
     def predictions(self) -> np.ndarray | None:
@@ -95,7 +104,7 @@ class LatentSpace:
                 continue
             if path.is_file():
                 arrays[attr] = load_npy(path)
-            elif attr in ("features", "labels"):
+            elif attr in ("features", "labels"):  # the rest is optional
                 raise LatentAtlasError(f"{folder}: missing {name}; is this a latent-atlas run?")
         if class_names is None:
             labels = arrays["labels"]
@@ -120,5 +129,12 @@ def check_features(features: np.ndarray, where: str = "features") -> np.ndarray:
         row = int(np.argwhere(bad)[0, 0])
         raise ConfigError(
             f"{where} holds {int(bad.sum())} NaN or infinite values (first in row {row})"
+        )
+    if x.shape[1] == 0:
+        raise ConfigError(f"{where} have no columns")
+    if np.all(x == x[0]):
+        raise ConfigError(
+            f"{where} are constant: all {len(x)} samples are the same point, there is nothing "
+            "to map (is the layer dead, or the wrong layer?)"
         )
     return np.ascontiguousarray(x)

@@ -1,12 +1,27 @@
 """How faithful a 2-D map is to the space it came from (numpy and scikit-learn only).
 
-All neighbourhood metrics are computed without an N×N matrix: distances are computed in row
-blocks, so memory grows with N × block, not N².
+Per map, :func:`evaluate_maps` reports
+
+* ``trustworthiness`` and ``continuity`` (Venna & Kaski; k = 10): are the map's neighbours true
+  neighbours, and are true neighbours kept together? 1 is best;
+* ``knn_accuracy_2d`` and ``knn_accuracy_original``: leave-one-out 5-NN classification accuracy
+  in the map and in the original space, and ``knn_ratio``, the first over the second;
+* ``neighbourhood_preservation``: the mean Jaccard overlap of each point's k-NN sets in both
+  spaces (also returned per point, to show *where* a map lies);
+* ``triplet_accuracy``: the share of random triplets (i, j, l) whose order d(i, j) < d(i, l) the
+  map keeps — a measure of global structure;
+* ``silhouette``: the class silhouette of the map (−1..1).
+
+Distances are computed in row blocks, never as an N×N matrix, so memory grows with N × block.
+Beyond ``max_samples`` points every metric runs on one seeded sample, shared by all maps, whose
+size is reported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
@@ -14,6 +29,17 @@ from sklearn.neighbors import NearestNeighbors
 from latent_atlas.errors import ConfigError
 
 BLOCK_BYTES = 64 * 2**20  # memory for one block of distance rows
+MAX_SAMPLES = 10_000
+SCORES = (
+    "trustworthiness",
+    "continuity",
+    "knn_accuracy_2d",
+    "knn_accuracy_original",
+    "knn_ratio",
+    "neighbourhood_preservation",
+    "triplet_accuracy",
+    "silhouette",
+)
 
 
 def _check(X: np.ndarray, name: str = "X") -> np.ndarray:
@@ -25,6 +51,14 @@ def _check(X: np.ndarray, name: str = "X") -> np.ndarray:
     return X
 
 
+def _check_k(k: int, n: int, limit: float | None = None) -> None:
+    top = (n - 1) / 2 if limit is None else limit
+    if not 1 <= k < max(top, 1.0 + 1e-9) or k >= n:
+        raise ConfigError(
+            f"k must lie in 1..{max(int(np.ceil(top)) - 1, 1)} for {n} samples, got {k}"
+        )
+
+
 def _blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
     step = max(1, BLOCK_BYTES // (8 * max(n_cols, 1)))
     for start in range(0, n_rows, step):
@@ -32,7 +66,10 @@ def _blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
 
 
 def _sq_dists(A: np.ndarray, B: np.ndarray, a_sq: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
-    d = a_sq[:, None] - 2.0 * (A @ B.T) + b_sq[None, :]
+    d = A @ B.T  # in place from here on: blocks are large
+    d *= -2.0
+    d += a_sq[:, None]
+    d += b_sq[None, :]
     np.maximum(d, 0, out=d)
     return d
 
@@ -45,23 +82,70 @@ def knn_indices(X: np.ndarray, k: int) -> np.ndarray:
     return NearestNeighbors(n_neighbors=k).fit(X).kneighbors(return_distance=False)
 
 
-def _rank_penalty(X_ref: np.ndarray, nbrs_other: np.ndarray, k: int) -> float:
-    """Σ over points of Σ over their ``other``-space neighbours of (rank in ``X_ref`` − k)⁺."""
+def _rank_penalties(
+    X_ref: np.ndarray, neighbour_sets: list[np.ndarray], k: int, labels: np.ndarray | None = None
+) -> tuple[list[float], float]:
+    """For each N×k neighbour set: Σ over points and neighbours of (rank in ``X_ref`` − k)⁺.
+
+    The ``X_ref`` distance rows are computed once per block and shared by every set; with
+    ``labels`` (0..K−1) the same pass also gives the class silhouette in ``X_ref``.
+    """
     n = len(X_ref)
     sq = np.einsum("ij,ij->i", X_ref, X_ref)
-    total = 0.0
+    totals = [0.0] * len(neighbour_sets)
+    sil = _SilhouetteSums(labels) if labels is not None else None
     for rows in _blocks(n, n):
         d = _sq_dists(X_ref[rows], X_ref, sq[rows], sq)
         idx = np.arange(rows.start, rows.stop)
+        if sil is not None:
+            sil.add(rows, np.sqrt(d))
         d[idx - rows.start, idx] = np.inf  # a point is not its own neighbour
-        target = np.take_along_axis(d, nbrs_other[rows], axis=1)  # block × k
-        # rank of j among i's neighbours in X_ref: 1 + number of points strictly closer
-        ranks = np.empty(target.shape, dtype=np.int64)
-        for c in range(target.shape[1]):
-            ranks[:, c] = 1 + np.count_nonzero(d < target[:, c : c + 1], axis=1)
-        excess = ranks - k
-        total += float(excess[excess > 0].sum())
-    return total
+        for s, nbrs in enumerate(neighbour_sets):
+            target = np.take_along_axis(d, nbrs[rows], axis=1)  # block × k
+            # rank of j among i's neighbours in X_ref: 1 + number of points strictly closer
+            ranks = 1 + np.stack(
+                [np.count_nonzero(d < target[:, c : c + 1], axis=1) for c in range(k)], axis=1
+            )
+            excess = ranks - k
+            totals[s] += float(excess[excess > 0].sum())
+    return totals, (sil.value() if sil is not None else float("nan"))
+
+
+class _SilhouetteSums:
+    """Accumulates, block by block, each point's summed distance to every class."""
+
+    def __init__(self, labels: np.ndarray):
+        self.labels = labels
+        k = int(labels.max()) + 1
+        self.onehot = np.zeros((len(labels), k))
+        self.onehot[np.arange(len(labels)), labels] = 1.0
+        self.sizes = self.onehot.sum(axis=0)
+        self.sums = np.zeros((len(labels), k))
+
+    def add(self, rows: slice, dist: np.ndarray) -> None:
+        idx = np.arange(rows.start, rows.stop)
+        dist[idx - rows.start, idx] = 0.0
+        self.sums[rows] = dist @ self.onehot
+
+    def value(self) -> float:
+        """Mean silhouette (as scikit-learn: 0 for points alone in their class)."""
+        if np.count_nonzero(self.sizes) < 2:
+            return float("nan")
+        own = self.labels
+        n = len(own)
+        own_size = self.sizes[own]
+        a = self.sums[np.arange(n), own] / np.maximum(own_size - 1, 1)
+        mean_other = self.sums / np.where(self.sizes > 0, self.sizes, np.inf)
+        mean_other[np.arange(n), own] = np.inf
+        mean_other[:, self.sizes == 0] = np.inf
+        b = mean_other.min(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = np.where(own_size > 1, (b - a) / np.maximum(a, b), 0.0)
+        return float(np.nan_to_num(s).mean())
+
+
+def _normaliser(n: int, k: int) -> float:
+    return 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
 
 
 def trustworthiness(X: np.ndarray, embedding: np.ndarray, k: int = 10) -> float:
@@ -76,8 +160,8 @@ def trustworthiness(X: np.ndarray, embedding: np.ndarray, k: int = 10) -> float:
         raise ConfigError(f"X has {n} samples but the embedding has {len(E)}")
     if not 1 <= k < n / 2:
         raise ConfigError(f"k must lie in 1..{(n - 1) // 2} for {n} samples, got {k}")
-    penalty = _rank_penalty(X, knn_indices(E, k), k)
-    return 1.0 - penalty * 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))
+    (penalty,), _ = _rank_penalties(X, [knn_indices(E, k)], k)
+    return 1.0 - penalty * _normaliser(n, k)
 
 
 def continuity(X: np.ndarray, embedding: np.ndarray, k: int = 10) -> float:
@@ -85,13 +169,175 @@ def continuity(X: np.ndarray, embedding: np.ndarray, k: int = 10) -> float:
     return trustworthiness(embedding, X, k)
 
 
+def _vote(nbrs: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    votes = np.zeros((len(y), n_classes), dtype=np.int32)
+    k = nbrs.shape[1]
+    np.add.at(votes, (np.repeat(np.arange(len(y)), k), y[nbrs].ravel()), 1)
+    return votes.argmax(axis=1)  # ties go to the lower label, as in scikit-learn
+
+
 def knn_accuracy(X: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
     """Leave-one-out k-NN classification accuracy (majority vote, ties to the lower label)."""
     labels = np.asarray(labels)
     if len(labels) != len(X):
         raise ConfigError(f"{len(X)} samples but {len(labels)} labels")
-    nbrs = knn_indices(X, k)
     classes, y = np.unique(labels, return_inverse=True)
-    votes = np.zeros((len(y), len(classes)), dtype=np.int32)
-    np.add.at(votes, (np.repeat(np.arange(len(y)), k), y[nbrs].ravel()), 1)
-    return float(np.mean(votes.argmax(axis=1) == y))
+    return float(np.mean(_vote(knn_indices(X, k), y, len(classes)) == y))
+
+
+def neighbourhood_preservation(
+    X: np.ndarray, embedding: np.ndarray, k: int = 10
+) -> tuple[float, np.ndarray]:
+    """Mean and per-point Jaccard overlap of the k-NN sets in the original space and the map."""
+    return _jaccard(knn_indices(X, k), knn_indices(embedding, k))
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray]:
+    k = a.shape[1]
+    both = np.sort(np.concatenate([a, b], axis=1), axis=1)
+    shared = np.count_nonzero(both[:, 1:] == both[:, :-1], axis=1)
+    per_point = shared / (2 * k - shared)
+    return float(per_point.mean()), per_point
+
+
+def _triplets(n: int, per_point: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    i = np.repeat(np.arange(n), per_point)
+    j = (i + rng.integers(1, n, size=len(i))) % n  # j ≠ i
+    l = (i + rng.integers(1, n, size=len(i))) % n  # noqa: E741
+    keep = j != l
+    return np.stack([i[keep], j[keep], l[keep]])
+
+
+def _triplet_order(X: np.ndarray, t: np.ndarray) -> np.ndarray:
+    i, j, l = t  # noqa: E741
+    dij = np.einsum("ij,ij->i", X[i] - X[j], X[i] - X[j])
+    dil = np.einsum("ij,ij->i", X[i] - X[l], X[i] - X[l])
+    return dij < dil
+
+
+def random_triplet_accuracy(
+    X: np.ndarray, embedding: np.ndarray, per_point: int = 5, random_state: int = 0
+) -> float:
+    """Share of random triplets (i, j, l) whose distance order the map keeps."""
+    X, E = _check(X), _check(embedding, "embedding")
+    t = _triplets(len(X), per_point, random_state)
+    return float(np.mean(_triplet_order(X, t) == _triplet_order(E, t)))
+
+
+def class_silhouette(embedding: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette of the classes in ``embedding`` (NaN with fewer than 2 classes).
+
+    Equal to :func:`sklearn.metrics.silhouette_score` but computed in row blocks.
+    """
+    E = _check(embedding, "embedding")
+    _, y = np.unique(np.asarray(labels), return_inverse=True)
+    if len(y) != len(E):
+        raise ConfigError(f"{len(E)} samples but {len(y)} labels")
+    return _rank_penalties(E, [], 1, y)[1]
+
+
+@dataclass
+class MetricsReport:
+    """Scores of several maps of the same points, and where each map keeps neighbourhoods."""
+
+    scores: dict[str, dict[str, float]]  # method → score name → value
+    per_point: dict[str, np.ndarray]  # method → neighbourhood preservation of each sample
+    sample: np.ndarray  # indices (into the full data) of the points the metrics used
+    n_total: int
+    k: int
+    seconds: float = 0.0
+    reference: dict[str, float] = field(default_factory=dict)  # scores of the original space
+
+    @property
+    def sampled(self) -> bool:
+        return len(self.sample) < self.n_total
+
+    def rows(self) -> list[dict[str, object]]:
+        return [{"method": m, **s} for m, s in self.scores.items()]
+
+    def to_markdown(self) -> str:
+        head = ["method", *SCORES]
+        lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * len(SCORES) + "|"]
+        for m, s in self.scores.items():
+            lines.append("| " + " | ".join([m, *(f"{s[c]:.4f}" for c in SCORES)]) + " |")
+        note = (
+            f"{len(self.sample):,} of {self.n_total:,} points (seeded sample)"
+            if self.sampled
+            else f"all {self.n_total:,} points"
+        )
+        lines.append("")
+        lines.append(
+            f"k = {self.k} for trustworthiness, continuity and neighbourhood "
+            f"preservation; 5-NN leave-one-out accuracy; {note}."
+        )
+        return "\n".join(lines) + "\n"
+
+
+def evaluate_maps(
+    X: np.ndarray,
+    embeddings: Mapping[str, np.ndarray],
+    labels: np.ndarray | None = None,
+    *,
+    k: int = 10,
+    max_samples: int | None = MAX_SAMPLES,
+    random_state: int = 0,
+) -> MetricsReport:
+    """Every score of every map, sharing the original-space work between maps."""
+    t0 = time.perf_counter()
+    X = _check(X)
+    n_total = len(X)
+    if not embeddings:
+        raise ConfigError("no maps to evaluate")
+    for name, emb in embeddings.items():
+        if len(emb) != n_total:
+            raise ConfigError(f"{name}: {len(emb)} points but the data has {n_total}")
+    sample = np.arange(n_total)
+    if max_samples is not None and n_total > max_samples:
+        rng = np.random.default_rng(random_state)
+        sample = np.sort(rng.choice(n_total, max_samples, replace=False))
+    Xs = X[sample]
+    n = len(Xs)
+    if n < 4:
+        raise ConfigError(f"map metrics need at least 4 points, got {n}")
+    k = min(k, (n - 2) // 2)
+    maps = {m: _check(np.asarray(e)[sample], f"{m} embedding") for m, e in embeddings.items()}
+    nbr_x = knn_indices(Xs, k)
+    knn_k = min(5, k)
+    y = None
+    if labels is not None:
+        labels = np.asarray(labels)
+        if len(labels) != n_total:
+            raise ConfigError(f"{n_total} samples but {len(labels)} labels")
+        classes, y = np.unique(labels[sample], return_inverse=True)
+        acc_x = float(np.mean(_vote(nbr_x[:, :knn_k], y, len(classes)) == y))
+    nbr_e = {m: knn_indices(e, k) for m, e in maps.items()}
+    trust, sil_x = _rank_penalties(Xs, list(nbr_e.values()), k, y)
+    triplets = _triplets(n, 5, random_state)
+    order_x = _triplet_order(Xs, triplets)
+    scores: dict[str, dict[str, float]] = {}
+    per_point: dict[str, np.ndarray] = {}
+    for (m, e), penalty in zip(maps.items(), trust, strict=True):
+        (cont_penalty,), sil = _rank_penalties(e, [nbr_x], k, y)
+        mean_j, per_point[m] = _jaccard(nbr_x, nbr_e[m])
+        s = {
+            "trustworthiness": 1.0 - penalty * _normaliser(n, k),
+            "continuity": 1.0 - cont_penalty * _normaliser(n, k),
+            "neighbourhood_preservation": mean_j,
+            "triplet_accuracy": float(np.mean(order_x == _triplet_order(e, triplets))),
+            "silhouette": sil,
+        }
+        if y is not None:
+            acc_e = float(np.mean(_vote(nbr_e[m][:, :knn_k], y, len(classes)) == y))
+            s.update(
+                knn_accuracy_2d=acc_e,
+                knn_accuracy_original=acc_x,
+                knn_ratio=acc_e / acc_x if acc_x > 0 else float("nan"),
+            )
+        else:
+            s.update({c: float("nan") for c in SCORES if c not in s})
+        scores[m] = {c: float(s[c]) for c in SCORES}
+    reference = {}
+    if y is not None:
+        reference = {"knn_accuracy": acc_x, "silhouette": sil_x}
+    return MetricsReport(scores, per_point, sample, n_total, k, time.perf_counter() - t0, reference)

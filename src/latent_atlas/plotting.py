@@ -210,3 +210,91 @@ class ComparisonDisplay:
         **plot_kwargs: Any,
     ) -> ComparisonDisplay:
         return cls(embeddings, labels, class_names, subtitles).plot(**plot_kwargs)
+
+
+class QualityDisplay:
+    """How faithful each map is: its scores as bars, and each map coloured by where it keeps
+    neighbourhoods (per-point neighbourhood preservation, dark = lost, bright = kept)."""
+
+    SCORES = (
+        "trustworthiness",
+        "continuity",
+        "knn_ratio",
+        "neighbourhood_preservation",
+        "triplet_accuracy",
+        "silhouette",
+    )
+
+    def __init__(self, report: Any, embeddings: Mapping[str, np.ndarray]):
+        self.report = report
+        self.embeddings = embeddings
+
+    def plot(self, *, panel_size: float = 3.6, s: float | None = None) -> QualityDisplay:
+        from matplotlib.figure import Figure
+
+        report = self.report
+        methods = list(report.scores)
+        if not methods:
+            raise ConfigError("nothing to compare: no scores")
+        n = len(methods)
+        fig = Figure(
+            figsize=(max(panel_size * n, 9), panel_size * 2 + 0.8), dpi=110, layout="constrained"
+        )
+        grid = fig.add_gridspec(2, n, height_ratios=[0.8, 1])
+        bars = fig.add_subplot(grid[0, :])
+        colors = class_colors(n)
+        width = 0.8 / n
+        x = np.arange(len(self.SCORES))
+        for i, m in enumerate(methods):
+            values = [report.scores[m][c] for c in self.SCORES]
+            bars.bar(x + (i - (n - 1) / 2) * width, values, width, label=m, color=colors[i])
+        bars.set_xticks(x, [c.replace("_", " ") for c in self.SCORES], fontsize="small")
+        bars.axhline(0, color="black", linewidth=0.6)
+        low, high = bars.get_ylim()
+        bars.set_ylim(min(-0.1, low), max(1.05, high))
+        bars.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        sampled = (
+            f"{len(report.sample):,} of {report.n_total:,} points"
+            if report.sampled
+            else f"{report.n_total:,} points"
+        )
+        bars.set_title(
+            f"map quality (k = {report.k}, {sampled}; higher is better)", fontsize="medium"
+        )
+        self.axes_ = {"scores": bars}
+        size = s if s is not None else point_size(len(report.sample))
+        for i, m in enumerate(methods):
+            ax = fig.add_subplot(grid[1, i])
+            emb = np.asarray(self.embeddings[m])[report.sample]
+            values = report.per_point[m]
+            order = np.argsort(values, kind="stable")[::-1]  # lost neighbourhoods on top
+            sc = ax.scatter(
+                emb[order, 0],
+                emb[order, 1],
+                c=values[order],
+                s=size,
+                cmap="viridis",
+                vmin=0,
+                vmax=1,
+                linewidths=0,
+                rasterized=True,
+            )
+            ax.set_title(
+                f"{m}: neighbourhoods kept {report.scores[m]['neighbourhood_preservation']:.3f}",
+                fontsize="small",
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            self.axes_[m] = ax
+        fig.colorbar(
+            sc, ax=[self.axes_[m] for m in methods], shrink=0.8, label="share of 10-NN kept"
+        )
+        self.figure_ = fig
+        return self
+
+    @classmethod
+    def from_report(
+        cls, report: Any, embeddings: Mapping[str, np.ndarray], **plot_kwargs: Any
+    ) -> QualityDisplay:
+        """Draw a :class:`latent_atlas.metrics.MetricsReport` of ``embeddings``."""
+        return cls(report, embeddings).plot(**plot_kwargs)

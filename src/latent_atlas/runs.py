@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
 import platform
 import sys
 from pathlib import Path
 from typing import Any
 
-from latent_atlas.errors import LatentAtlasError
+from latent_atlas.errors import LatentAtlasError, describe_os_error
 from latent_atlas.fileio import save_json
 
 MANIFEST = "manifest.json"
@@ -59,6 +60,12 @@ class Run:
             raise LatentAtlasError(
                 f"cannot create the run directory {self.path}: {exc.strerror}"
             ) from None
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise LatentAtlasError(
+                f"the run directory {self.path} is not writable; choose another --out directory"
+            )
+        for stale in self.path.glob(".*.tmp"):  # left by a run that was killed mid-write
+            stale.unlink(missing_ok=True)
         manifest = self.path / MANIFEST
         if manifest.is_file():
             try:
@@ -112,9 +119,7 @@ class Run:
         try:
             save_json(self.path / MANIFEST, self.manifest)
         except OSError as exc:
-            raise LatentAtlasError(
-                f"cannot write to the run directory {self.path}: {exc.strerror}"
-            ) from None
+            raise LatentAtlasError(describe_os_error(exc)) from None
 
 
 def _version() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -79,6 +80,15 @@ def load_folder(
     info: dict[str, object] = {"image_size": list(target)}
     if resized:
         info["resized_from"] = sorted(f"{h}x{w}" for h, w in sizes)
+        n_resized = sum(n for size, n in sizes.items() if size != tuple(target))
+        logging.getLogger("latent_atlas").warning(
+            "folder: %d of %d images resized to %dx%d (sizes found: %s)",
+            n_resized,
+            len(all_images),
+            target[0],
+            target[1],
+            ", ".join(info["resized_from"]),
+        )
     return Dataset(name="folder", class_names=classes, source=str(root), info=info, **parts)
 
 

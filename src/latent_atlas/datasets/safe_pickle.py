@@ -24,22 +24,26 @@ _ALLOWED = {
 }
 
 
+class _Forbidden(pickle.UnpicklingError):
+    """The pickle names something outside the allowed set."""
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+        raise _Forbidden(f"refusing to load global {module}.{name}")
 
 
 def safe_load(data: bytes, where: str) -> Any:
     """Unpickle ``data`` allowing only containers and numpy arrays; never runs other code."""
     try:
         obj = _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except pickle.UnpicklingError as exc:
+    except _Forbidden as exc:
         raise DatasetError(f"{where}: refused to unpickle: {exc}") from None
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+    except Exception as exc:  # a damaged pickle fails in many ways (EOF, overflow, bad opcode)
         raise DatasetError(
-            f"{where}: not a readable pickle (truncated or corrupt: {exc})"
+            f"{where}: not a readable pickle (truncated or corrupt: {type(exc).__name__})"
         ) from None
     _reject_object_arrays(obj, where)
     return obj
