@@ -29,6 +29,7 @@ TORCH_FREE = [
     "jitcache",
     "palette",
     "viewer",
+    "preprocess",
 ]
 
 

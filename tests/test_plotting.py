@@ -82,3 +82,25 @@ def test_colours_stay_distinct_for_many_classes():
     for k in (3, 10, 20, 50):
         c = class_colors(k)
         assert len(np.unique(np.round(c, 4), axis=0)) == k
+
+
+def test_millions_of_points_are_aggregated():
+    from latent_atlas.plotting import AGGREGATE_ABOVE, DensityDisplay, density_image
+
+    rng = np.random.default_rng(0)
+    n = AGGREGATE_ABOVE + 1
+    labels = rng.integers(0, 3, n)
+    emb = rng.normal(size=(n, 2)) + 6 * np.c_[labels == 1, labels == 2]
+    disp = ScatterDisplay.from_embedding(emb, labels, ["a", "b", "c"])
+    assert disp.scatter_.get_array().shape == (500, 600, 4)  # an image, not 200,001 markers
+    img = density_image(emb, labels, class_colors(3), width=60, height=50)
+    assert img.shape == (50, 60, 4)
+    assert np.all((img[..., 3] == 0) | (img[..., 3] >= 0.25)) and img[..., 3].max() == 1.0
+    # a pixel holding only class 0 has exactly class 0's colour
+    only = density_image(
+        emb[labels == 0], labels[labels == 0], class_colors(3), width=10, height=10
+    )
+    filled = only[..., 3] > 0
+    np.testing.assert_allclose(only[filled][:, :3], np.tile(class_colors(3)[0], (filled.sum(), 1)))
+    dd = DensityDisplay.from_embedding(emb[:1000], labels[:1000], ["a", "b", "c"], title="m")
+    assert dd.image_.shape[2] == 4 and "1,000 points" in dd.ax_.get_xlabel()

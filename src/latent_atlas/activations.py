@@ -4,50 +4,101 @@ The default is the seed's latent space: the output of the penultimate ``dense`` 
 its ReLU). Feature maps (N×C×H×W) are reduced by ``pool``: ``"avg"`` or ``"max"`` over the
 spatial positions (global pooling), or ``"flatten"``. Predictions and confidences for every
 sample come from the same forward pass.
+
+torch is imported when a model runs: :class:`Activations`, :func:`pool_features` and
+:func:`as_probabilities` also serve the backends that need no torch (ONNX Runtime).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from latent_atlas.threads import configure_threads, prefer_passive_waiting
+from latent_atlas.threads import prefer_passive_waiting
 
 prefer_passive_waiting()
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
 from latent_atlas.errors import ConfigError  # noqa: E402
-from latent_atlas.models import to_tensor  # noqa: E402
 from latent_atlas.progress import progress_bar  # noqa: E402
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 POOLING = ("avg", "max", "flatten")
 
 
 @dataclass
 class Activations:
-    """Features of one layer, with the model's predictions, for N samples."""
+    """Features of one layer, with the model's predictions when it makes any, for N samples."""
 
     features: np.ndarray  # N×D float32
-    probabilities: np.ndarray  # N×K float32 (softmax of the output layer)
+    probabilities: np.ndarray | None  # N×K float32 (softmax of the output layer), or None
     layer: str
     pool: str
     seconds: float = 0.0
 
     @property
-    def predictions(self) -> np.ndarray:
+    def predictions(self) -> np.ndarray | None:
+        if self.probabilities is None:
+            return None
         return self.probabilities.argmax(axis=1).astype(np.int64)
 
     @property
-    def confidence(self) -> np.ndarray:
+    def confidence(self) -> np.ndarray | None:
+        if self.probabilities is None:
+            return None
         return self.probabilities.max(axis=1).astype(np.float32)
 
 
 def list_layers(model: nn.Module) -> list[str]:
     """Names of every sub-module a hook can be put on (dotted paths, in forward order)."""
     return [name for name, _ in model.named_modules() if name]
+
+
+def check_pool(pool: str) -> None:
+    """Refuse an unknown pooling name with the valid ones."""
+    if pool not in POOLING:
+        raise ConfigError(f"unknown pooling {pool!r}; choose one of {', '.join(POOLING)}")
+
+
+def pool_features(values: np.ndarray, pool: str, channel_axis: int = 1) -> np.ndarray:
+    """N×… layer outputs to N×D features.
+
+    Outputs of up to two axes are kept as they are. Larger ones (feature maps) are pooled per
+    channel over every other axis (``"avg"``/``"max"``: global pooling) or flattened in their
+    own memory order (``"flatten"``). ``channel_axis`` is 1 for N×C×H×W (PyTorch, most ONNX
+    models) and -1 for N×H×W×C (Keras).
+    """
+    x = np.asarray(values)
+    if x.ndim <= 2 or pool == "flatten":
+        return x.reshape(len(x), -1).astype(np.float32, copy=False)
+    x = np.moveaxis(x, channel_axis, 1).reshape(x.shape[0], x.shape[channel_axis], -1)
+    reduced = x.mean(axis=2) if pool == "avg" else x.max(axis=2)
+    return reduced.astype(np.float32, copy=False)
+
+
+def as_probabilities(output: object) -> np.ndarray | None:
+    """Class probabilities from a model's output, or None when it is not a class score vector.
+
+    A 2-D N×K output (K ≥ 2) whose rows are non-negative and sum to 1 is taken as
+    probabilities already (a model ending in softmax); any other N×K output as logits, and
+    softmax is applied. Anything else (several outputs, feature maps, one score) gives None.
+    """
+    if output is None or not hasattr(output, "shape") or len(output.shape) != 2:
+        return None
+    x = np.asarray(output, dtype=np.float64)
+    if x.shape[1] < 2 or not np.all(np.isfinite(x)):
+        return None
+    if x.min() >= 0 and np.allclose(x.sum(axis=1), 1, atol=1e-3):
+        return x.astype(np.float32)
+    z = np.exp(x - x.max(axis=1, keepdims=True))
+    return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _pool(t: torch.Tensor, pool: str) -> torch.Tensor:
@@ -58,6 +109,43 @@ def _pool(t: torch.Tensor, pool: str) -> torch.Tensor:
     if pool == "max":
         return t.flatten(2).amax(2)
     return t.reshape(len(t), -1)
+
+
+def check_layer(model: nn.Module, layer: str) -> nn.Module:
+    """The sub-module called ``layer``, or an error listing every valid name."""
+    modules = dict(model.named_modules())
+    if layer not in modules or not layer:
+        raise ConfigError(
+            f"unknown layer {layer!r}; the model has: {', '.join(list_layers(model))}"
+        )
+    return modules[layer]
+
+
+@contextmanager
+def capture_layer(model: nn.Module, layer: str, pool: str) -> Iterator[list[torch.Tensor]]:
+    """A forward hook on ``layer`` for the duration of the block.
+
+    Yields the list the hook appends to: one pooled float32 N×D tensor per forward pass.
+    """
+    module = check_layer(model, layer)
+    check_pool(pool)
+    captured: list[torch.Tensor] = []
+
+    def hook(_m: nn.Module, _inp: object, out: object) -> None:
+        import torch
+
+        if not isinstance(out, torch.Tensor):
+            raise ConfigError(
+                f"layer {layer!r} returns {type(out).__name__}, not one tensor; "
+                "choose one of its sub-layers"
+            )
+        captured.append(_pool(out.detach(), pool).float())
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield captured
+    finally:
+        handle.remove()
 
 
 def extract_activations(
@@ -71,35 +159,28 @@ def extract_activations(
     progress: bool = True,
 ) -> Activations:
     """Run ``model`` over uint8 N×H×W×C ``images`` and capture ``layer``'s outputs."""
-    modules = dict(model.named_modules())
-    if layer not in modules or not layer:
-        raise ConfigError(
-            f"unknown layer {layer!r}; the model has: {', '.join(list_layers(model))}"
-        )
-    if pool not in POOLING:
-        raise ConfigError(f"unknown pooling {pool!r}; choose one of {', '.join(POOLING)}")
+    import torch
+
+    from latent_atlas.models import to_tensor
+    from latent_atlas.threads import configure_threads
+
+    check_layer(model, layer)
+    check_pool(pool)
     configure_threads(threads)
-    captured: list[torch.Tensor] = []
-    handle = modules[layer].register_forward_hook(
-        lambda _m, _inp, out: captured.append(_pool(out.detach(), pool).float())
-    )
     model.eval()
     feats, probs = [], []
     t0 = time.perf_counter()
-    try:
-        with torch.inference_mode():
-            for start in progress_bar(
-                range(0, len(images), batch_size),
-                enabled=progress,
-                desc=f"extract {layer}",
-                unit="batch",
-                leave=False,
-            ):
-                logits = model(to_tensor(images[start : start + batch_size]))
-                probs.append(torch.softmax(logits, 1).numpy())
-                feats.append(captured.pop().numpy())
-    finally:
-        handle.remove()
+    with capture_layer(model, layer, pool) as captured, torch.inference_mode():
+        for start in progress_bar(
+            range(0, len(images), batch_size),
+            enabled=progress,
+            desc=f"extract {layer}",
+            unit="batch",
+            leave=False,
+        ):
+            logits = model(to_tensor(images[start : start + batch_size]))
+            probs.append(torch.softmax(logits, 1).numpy())
+            feats.append(captured.pop().numpy())
     if not feats:
         raise ConfigError("no images to extract activations from")
     return Activations(

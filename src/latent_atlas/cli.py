@@ -1,8 +1,8 @@
 """The ``latent-atlas`` command: a thin layer over the library.
 
 Each subcommand parses its options into the library's config objects and calls one library
-function (see :mod:`latent_atlas.pipeline`). ``main(argv)`` returns the exit status, so tests
-can call it directly.
+function (see :mod:`latent_atlas.pipeline` and :mod:`latent_atlas.backends`). ``main(argv)``
+returns the exit status, so tests can call it directly.
 """
 
 from __future__ import annotations
@@ -40,6 +40,135 @@ def _param(text: str) -> tuple[str, str, Any]:
     except json.JSONDecodeError:
         parsed = value
     return method.strip(), name.strip(), parsed
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``HxW`` (or one number for a square) → (height, width)."""
+    try:
+        parts = [int(v) for v in text.lower().replace(",", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 224x224), got {text!r}")
+    return parts[0], parts[1]
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    """``H,W,C`` → (height, width, channels)."""
+    try:
+        parts = [int(v) for v in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 3 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected H,W,C (e.g. 32,32,3), got {text!r}")
+    return parts[0], parts[1], parts[2]
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    """``0.485,0.456,0.406`` → a tuple of floats."""
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers (e.g. 0.485,0.456,0.406), got {text!r}"
+        ) from None
+
+
+def _scale(text: str) -> float:
+    """A number or a fraction such as ``1/255`` or ``1/127.5``."""
+    try:
+        num, _, den = text.partition("/")
+        return float(num) / float(den) if den else float(num)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(
+            f"expected a number or a fraction (e.g. 1/255), got {text!r}"
+        ) from None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f'expected a JSON object such as {{"num_classes": 10}}, got {text!r}'
+        )
+    return value
+
+
+def _add_model_source_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="state dict for --model package.module:factory (read with weights_only=True)",
+    )
+    p.add_argument(
+        "--model-args",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help="keyword arguments of the factory, e.g. '{\"num_classes\": 10}'",
+    )
+
+
+def _add_preprocess_options(p: argparse.ArgumentParser) -> None:
+    from latent_atlas.preprocess import CHANNELS, LAYOUTS
+
+    g = p.add_argument_group(
+        "preprocessing (for --model FILE; default: the seed's, pixels scaled to [0, 1])"
+    )
+    g.add_argument(
+        "--input-size",
+        type=_size,
+        metavar="HxW",
+        help="resize images to this size (default: their own, or the size the model declares)",
+    )
+    g.add_argument(
+        "--channels",
+        choices=CHANNELS,
+        help="channel order the model takes (default: as stored, RGB or grey)",
+    )
+    g.add_argument(
+        "--scale",
+        type=_scale,
+        default=1 / 255,
+        help="multiply pixel values 0-255 by this (default: 1/255)",
+    )
+    g.add_argument(
+        "--mean",
+        type=_numbers,
+        metavar="M[,M,M]",
+        help="subtract per channel after scaling, e.g. 0.485,0.456,0.406",
+    )
+    g.add_argument(
+        "--std",
+        type=_numbers,
+        metavar="S[,S,S]",
+        help="then divide per channel, e.g. 0.229,0.224,0.225",
+    )
+    g.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        help="tensor layout (default: the model's; PyTorch nchw, Keras nhwc)",
+    )
+
+
+def _preprocess(args: argparse.Namespace) -> Any:
+    from latent_atlas.preprocess import Preprocess
+
+    return Preprocess(
+        size=args.input_size,
+        channels=args.channels,
+        scale=args.scale,
+        mean=args.mean,
+        std=args.std,
+        layout=args.layout,
+    )
 
 
 def _add_map_options(p: argparse.ArgumentParser) -> None:
@@ -207,9 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="train, extract a layer, map it (the seed pipeline)",
-        description="Train the seed CNN on a data set, extract a layer's "
-        "activations of the test split and map them with every method.",
+        help="train (or load) a model, extract a layer, map it (the seed pipeline)",
+        description="Train the seed CNN on a data set, or load a model of your own "
+        "(--model FILE: no training), extract a layer's activations of the test split and "
+        "map them with every method.",
     )
     p.add_argument(
         "--dataset",
@@ -218,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="data set (default: digits, bundled with scikit-learn)",
     )
     p.add_argument("--data-dir", help="where the data set's files are")
+    p.add_argument(
+        "--model",
+        default="seed-cnn",
+        metavar="NAME|FILE|MODULE:FACTORY",
+        help="seed-cnn (default: trained on the data set), or a model used as it is, without "
+        "training: a TorchScript or latent-atlas .pt file, a .onnx or .keras file, or "
+        "package.module:factory with --checkpoint (see docs/MODELS.md)",
+    )
+    _add_model_source_options(p)
     p.add_argument("--limit", type=int, help="use at most this many images of each split")
     p.add_argument("--epochs", type=int, default=50, help="most epochs to train (default: 50)")
     p.add_argument("--batch-size", type=int, default=128, help="training batch size (default: 128)")
@@ -227,7 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="split",
         help="early-stop on 10%% of the train split (default) or, as the seed, on the test split",
     )
-    p.add_argument("--layer", default="dense", help="layer to extract (default: dense)")
+    p.add_argument(
+        "--layer",
+        default="dense",
+        help="layer to extract (default: dense; `latent-atlas layers MODEL` lists them)",
+    )
     p.add_argument(
         "--pool",
         choices=("avg", "max", "flatten"),
@@ -235,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how to reduce feature maps of conv layers (default: avg)",
     )
     p.add_argument("--threads", type=int, help="torch threads (default: all available cores)")
+    _add_preprocess_options(p)
     p.add_argument(
         "--fit-on",
         choices=("test", "train"),
@@ -250,6 +394,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_map_options(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "layers",
+        help="list a model's layers and their output shapes",
+        description="List every layer of a model (what --layer takes) with the shape of its "
+        "output for one image and how many features --pool avg/max and --pool flatten make "
+        "of it. Loading a model runs it: load only models you trust.",
+    )
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a TorchScript or latent-atlas .pt file, a .onnx or .keras file, "
+        "package.module:factory, or seed-cnn",
+    )
+    _add_model_source_options(p)
+    p.add_argument(
+        "--input-shape",
+        type=_shape,
+        metavar="H,W,C",
+        help="image size the model takes, for the output shapes (when the model does not say)",
+    )
+    p.set_defaults(func=cmd_layers)
 
     p = sub.add_parser(
         "project",
@@ -312,6 +478,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         data_dir=args.data_dir,
         limit=args.limit,
+        model=args.model,
+        checkpoint=args.checkpoint,
+        model_args=args.model_args,
+        preprocess=_preprocess(args),
         epochs=args.epochs,
         batch_size=args.batch_size,
         validation=args.validation,
@@ -322,6 +492,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     summary = run_pipeline(config, args.out, progress=not args.quiet)
     print(summary.format())
+    return 0
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    from latent_atlas.backends import format_layers, load_model
+
+    model = load_model(
+        args.model,
+        checkpoint=args.checkpoint,
+        input_shape=args.input_shape,
+        model_args=args.model_args,
+    )
+    shape = model.input_shape
+    size = "any size" if shape is None else "×".join("?" if d is None else str(d) for d in shape)
+    print(f"{args.model}: {model.kind}, input {size} (H×W×C), layout {model.layout}")
+    print(format_layers(model))
+    if shape is None or None in shape:
+        print("(pass --input-shape H,W,C to see every output shape)")
     return 0
 
 

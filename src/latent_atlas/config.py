@@ -14,6 +14,7 @@ import numpy as np
 
 from latent_atlas.atlas import build_atlas
 from latent_atlas.errors import ConfigError
+from latent_atlas.preprocess import Preprocess
 from latent_atlas.reducers import REDUCERS, get_reducer
 
 DEFAULT_METHODS = ("pca", "tsne", "umap")
@@ -103,7 +104,15 @@ class MapConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything ``latent-atlas run`` needs; the defaults reproduce the seed on ``digits``."""
+    """Everything ``latent-atlas run`` needs; the defaults reproduce the seed on ``digits``.
+
+    ``model`` is a registry name (``"seed-cnn"``: trained on the data set) or a model to load
+    and use as it is, without training (see :func:`latent_atlas.backends.load_model`): a
+    TorchScript, latent-atlas checkpoint, ``.onnx`` or ``.keras`` file, or
+    ``package.module:factory`` called with ``model_args`` and given the state dict in
+    ``checkpoint``. ``preprocess`` says how images are prepared for such a model; the seed CNN
+    always takes pixels scaled to [0, 1].
+    """
 
     dataset: str = "digits"
     data_dir: str | None = None
@@ -116,17 +125,29 @@ class RunConfig:
     pool: str = "avg"
     threads: int | None = None
     maps: MapConfig = field(default_factory=MapConfig)
+    checkpoint: str | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    preprocess: Preprocess = field(default_factory=Preprocess)
 
     @property
     def seed(self) -> int:
         return self.maps.seed
 
+    @property
+    def external_model(self) -> bool:
+        """True when ``model`` is loaded rather than trained."""
+        from latent_atlas.backends.base import classify_spec
+
+        return classify_spec(self.model) != "name"
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["maps"] = self.maps.to_dict()
+        d["preprocess"] = self.preprocess.to_dict()
         return d
 
     def check(self) -> None:
+        from latent_atlas.backends.base import check_spec
         from latent_atlas.datasets import available_datasets
 
         if self.dataset not in available_datasets():
@@ -139,4 +160,17 @@ class RunConfig:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+        self.preprocess.check()
+        if self.external_model:
+            check_spec(self.model, self.checkpoint, self.model_args)
+        elif self.checkpoint is not None or self.model_args:
+            raise ConfigError(
+                "--checkpoint and --model-args go with --model package.module:factory, "
+                f"not with {self.model!r}"
+            )
+        elif not self.preprocess.is_default:
+            raise ConfigError(
+                f"preprocessing options apply to a model you bring (--model FILE); {self.model} "
+                "is trained here on pixels scaled to [0, 1]"
+            )
         self.maps.check()

@@ -85,13 +85,19 @@ class LatentSpace:
         return self.probabilities.max(axis=1).astype(np.float32)
 
     def save(self, folder: Path) -> list[str]:
-        """Write the arrays as ``.npy`` files into ``folder``; return the file names."""
+        """Write the arrays as ``.npy`` files into ``folder``; return the file names.
+
+        Files of arrays this space does not have (left by an earlier run into the same folder)
+        are removed, so :meth:`load` reads back exactly this space.
+        """
         written = []
         for attr, name in FILES.items():
             value = self.predictions if attr == "predictions" else getattr(self, attr)
             if value is not None:
                 save_npy(folder / name, value)
                 written.append(name)
+            else:
+                (folder / name).unlink(missing_ok=True)
         return written
 
     @classmethod

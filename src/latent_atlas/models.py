@@ -108,7 +108,10 @@ def build_model(
     try:
         factory = MODELS[name]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
+        raise ConfigError(
+            f"unknown model {name!r}; choose one of {', '.join(MODELS)}, or pass a model file "
+            "or package.module:factory"
+        ) from None
     if seed is None:
         return factory(input_shape, num_classes, **kwargs)
     with torch.random.fork_rng(devices=[]):
@@ -158,8 +161,18 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise LatentAtlasError(f"checkpoint {path} does not exist") from None
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
         raise LatentAtlasError(f"{path}: not a loadable latent-atlas checkpoint ({exc})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+    if not is_checkpoint(payload):
         raise LatentAtlasError(f"{path}: not a latent-atlas checkpoint")
+    return model_from_checkpoint(payload)
+
+
+def is_checkpoint(payload: object) -> bool:
+    """True for what :func:`save_checkpoint` writes, read back with ``torch.load``."""
+    return isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT
+
+
+def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model of a checkpoint already read with ``weights_only=True``."""
     cfg = payload["config"]
     model = build_model(
         payload["model"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from latent_atlas.config import DEFAULT_METHODS, AtlasConfig, MapConfig, RunConf
 from latent_atlas.errors import ConfigError
 from latent_atlas.latent import LatentSpace
 from latent_atlas.maps import atlas_for_run, digest, map_latent_space
+from latent_atlas.preprocess import Preprocess
 from latent_atlas.runs import Run, fingerprint
 
 log = logging.getLogger("latent_atlas")
@@ -48,9 +50,16 @@ class RunSummary:
     methods: dict[str, dict[str, Any]]
     latent: dict[str, Any]
     seconds: float
+    model: dict[str, Any] | None = None  # a model that was loaded, not trained
 
     def format(self) -> str:
         lines = [f"run directory: {self.path}"]
+        if self.model:
+            m = self.model
+            lines.append(
+                f"model {m['spec']} ({m['kind']}, not trained here); predictions: "
+                f"{m.get('predictions', 'none')}"
+            )
         if self.training:
             t = self.training
             lines.append(
@@ -105,7 +114,15 @@ def _latent_summary(run: Run, latent: LatentSpace, seed: int) -> dict[str, Any]:
 
 def default_run_dir(config: RunConfig) -> Path:
     """``runs/<dataset>-<hash of the config>``: the same arguments give the same directory."""
-    return Path("runs") / f"{config.dataset}-{fingerprint(config.to_dict())[:8]}"
+    d = config.to_dict()
+    # options added after the seed pipeline count only when set, so its directories stay put
+    for key, unset in (("checkpoint", None), ("model_args", {}), ("preprocess", _SEED_PRE)):
+        if d.get(key) == unset:
+            d.pop(key, None)
+    return Path("runs") / f"{config.dataset}-{fingerprint(d)[:8]}"
+
+
+_SEED_PRE = Preprocess().to_dict()
 
 
 def run_pipeline(
@@ -125,13 +142,16 @@ def run_pipeline(
         "limit": config.limit,
         "seed": config.seed,
     }
-    train_key = {
-        **data_key,
-        "model": config.model,
-        "epochs": config.epochs,
-        "batch_size": config.batch_size,
-        "validation": config.validation,
-    }
+    if config.external_model:  # nothing to train: the model's files key the extraction
+        train_key = {**data_key, "model": _external_model_key(config)}
+    else:
+        train_key = {
+            **data_key,
+            "model": config.model,
+            "epochs": config.epochs,
+            "batch_size": config.batch_size,
+            "validation": config.validation,
+        }
     extract_key = {
         **train_key,
         "layer": config.layer,
@@ -146,6 +166,31 @@ def run_pipeline(
     return _map_and_summarise(run, latent, maps, extract_key, started)
 
 
+def _external_model_key(config: RunConfig) -> dict[str, Any]:
+    """What a loaded model's activations depend on: its files' contents and the options."""
+    files = {}
+    for name, value in (("model", config.model), ("checkpoint", config.checkpoint)):
+        path = Path(value).expanduser() if value else None
+        if path is not None and path.is_file():
+            files[name] = _file_digest(path)
+    return {
+        "spec": config.model,
+        "files": files,
+        "model_args": config.model_args,
+        "preprocess": config.preprocess.to_dict(),
+    }
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _train_and_extract(
     run: Run,
     config: RunConfig,
@@ -154,10 +199,7 @@ def _train_and_extract(
     extract_key: Any,
     progress: bool,
 ) -> None:
-    from latent_atlas.activations import extract_activations
     from latent_atlas.datasets import load_dataset
-    from latent_atlas.models import build_model, load_checkpoint, save_checkpoint
-    from latent_atlas.training import TrainConfig, train_model
 
     t0 = time.perf_counter()
     log.info("loading %s", config.dataset)
@@ -180,6 +222,53 @@ def _train_and_extract(
     shown_x, shown_y = dataset.split(maps.show)
     if len(shown_x) < 2:
         raise ConfigError(f"{dataset.name}: the {maps.show} split needs at least 2 images to map")
+
+    model_info: dict[str, Any] | None = None
+    if config.external_model:
+        extract, model_info = _load_external(run, config, dataset, progress)
+    else:
+        run.manifest.pop("model", None)  # left by an earlier run into this directory
+        pre = Preprocess().resolve(dataset.image_shape)  # what the seed's to_tensor does
+        run.update(preprocess=pre.to_dict())
+        extract = _train_seed(run, config, dataset, train_key, progress)
+
+    acts = extract(shown_x)
+    fit_features = None
+    if maps.transform_needed:
+        fit_features = extract(dataset.split(maps.fit_on)[0]).features
+    probabilities = acts.probabilities
+    if model_info is not None:  # a loaded model: are its outputs this data set's classes?
+        probabilities, note = _predictions_for(probabilities, model_info, dataset.class_names)
+        run.update(model={**model_info, "predictions": note})
+        log.info("predictions: %s", note)
+    latent = LatentSpace(
+        acts.features,
+        shown_y,
+        dataset.class_names,
+        images=shown_x,
+        probabilities=probabilities,
+        fit_features=fit_features,
+    )
+    outputs = latent.save(run.path)
+    run.finish(
+        "extract",
+        extract_key,
+        outputs,
+        acts.seconds,
+        layer=config.layer,
+        split=maps.show,
+        n_features=int(acts.features.shape[1]),
+        images_per_second=len(shown_x) / max(acts.seconds, 1e-9),
+    )
+
+
+def _train_seed(
+    run: Run, config: RunConfig, dataset: Any, train_key: Any, progress: bool
+) -> Callable[[np.ndarray], Any]:
+    """Train the registry model (or reuse the run's model.pt); return its extractor."""
+    from latent_atlas.activations import extract_activations
+    from latent_atlas.models import build_model, load_checkpoint, save_checkpoint
+    from latent_atlas.training import TrainConfig, train_model
 
     if run.is_done("train", train_key):
         model, _ = load_checkpoint(run.file("model.pt"))
@@ -214,29 +303,50 @@ def _train_and_extract(
             model, images, config.layer, pool=config.pool, threads=config.threads, progress=progress
         )
 
-    acts = extract(shown_x)
-    fit_features = None
-    if maps.transform_needed:
-        fit_features = extract(dataset.split(maps.fit_on)[0]).features
-    latent = LatentSpace(
-        acts.features,
-        shown_y,
-        dataset.class_names,
-        images=shown_x,
-        probabilities=acts.probabilities,
-        fit_features=fit_features,
-    )
-    outputs = latent.save(run.path)
-    run.finish(
-        "extract",
-        extract_key,
-        outputs,
-        acts.seconds,
-        layer=config.layer,
-        split=maps.show,
-        n_features=int(acts.features.shape[1]),
-        images_per_second=len(shown_x) / max(acts.seconds, 1e-9),
-    )
+    return extract
+
+
+def _load_external(
+    run: Run, config: RunConfig, dataset: Any, progress: bool
+) -> tuple[Callable[[np.ndarray], Any], dict[str, Any]]:
+    """Load the user's model (no training); return its extractor and its description."""
+    from latent_atlas.backends import load_model
+
+    model = load_model(config.model, checkpoint=config.checkpoint, model_args=config.model_args)
+    model.check_layer(config.layer)  # before any image runs through it
+    pre = model.resolve_preprocess(config.preprocess, dataset.image_shape)
+    info = {**model.describe(), "checkpoint": config.checkpoint, "trained": False}
+    run.update(preprocess=pre.to_dict(), model=info)
+    run.manifest.pop("training", None)
+    log.info("using %s (%s) as it is, no training", config.model, model.kind)
+    log.info("preprocessing: %s", pre.describe())
+
+    def extract(images: np.ndarray) -> Any:
+        return model.extract(
+            images,
+            config.layer,
+            pool=config.pool,
+            preprocess=pre,
+            threads=config.threads,
+            progress=progress,
+        )
+
+    return extract, info
+
+
+def _predictions_for(
+    probabilities: np.ndarray | None, model: dict[str, Any], class_names: list[str]
+) -> tuple[np.ndarray | None, str]:
+    """Keep a loaded model's predictions only when its outputs can be the data set's classes."""
+    if probabilities is None:
+        return None, "none: the model's output is not one score per class"
+    k, c = probabilities.shape[1], len(class_names)
+    if k != c:
+        return None, f"none: the model has {k} outputs, the data set {c} classes"
+    own = model.get("class_names")
+    if own is not None and list(own) != list(class_names):
+        return None, "none: the model was trained on other classes than the data set's"
+    return probabilities, f"recorded ({k} outputs taken in the data set's class order)"
 
 
 # -- project: maps for features the user already has -----------------------------------------------
@@ -302,4 +412,5 @@ def _map_and_summarise(
         methods,
         latent_info,
         seconds,
+        run.manifest.get("model") if run.manifest.get("command") == "run" else None,
     )

@@ -1,5 +1,8 @@
 """Class-coloured scatter plots of 2-D maps, as scikit-learn-style Display objects.
 
+Maps of more than ``AGGREGATE_ABOVE`` points are drawn by aggregation (each pixel coloured by
+the classes of its points, Datashader-style) instead of one marker per point.
+
 ``ScatterDisplay.from_embedding(...)`` draws one map the way the seed article does (points
 coloured by class, the legend of class names above the axes in five columns);
 ``ComparisonDisplay.from_embeddings(...)`` draws several maps side by side with one legend.
@@ -52,7 +55,16 @@ def _class_names(labels: np.ndarray, class_names: Sequence[str] | None) -> list[
     return [str(i) for i in range(k)]
 
 
+AGGREGATE_ABOVE = 200_000  # maps with more points are drawn by aggregation (density_image)
+
+
 def _draw(ax: Any, emb: np.ndarray, labels: np.ndarray, colors: np.ndarray, s: float) -> Any:
+    if len(emb) > AGGREGATE_ABOVE:
+        extent = _extent(np.asarray(emb, dtype=np.float64))
+        image = density_image(emb, labels, colors, width=600, height=500, extent=extent)
+        return ax.imshow(
+            image, extent=extent, origin="upper", aspect="auto", interpolation="nearest"
+        )
     # draw in a fixed shuffled order so no class is painted entirely on top of the others
     order = np.random.default_rng(0).permutation(len(emb))
     return ax.scatter(
@@ -151,6 +163,92 @@ class ScatterDisplay:
         return cls.from_embedding(
             emb, labels, class_names, title=method_name(reducer), ax=ax, **plot_kwargs
         )
+
+
+def density_image(
+    embedding: np.ndarray,
+    labels: np.ndarray,
+    colors: np.ndarray,
+    *,
+    width: int = 600,
+    height: int = 500,
+    extent: tuple[float, float, float, float] | None = None,
+) -> np.ndarray:
+    """Aggregate any number of points into an RGBA image (Datashader-style categorical shading).
+
+    Each pixel's colour is the mean of its points' class colours; its opacity grows with the
+    logarithm of its count. One pass of ``np.bincount``: millions of points take a fraction of a
+    second and the figure's size does not depend on N.
+    """
+    emb = np.asarray(embedding, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    x0, x1, y0, y1 = extent if extent is not None else _extent(emb)
+    col = np.clip(((emb[:, 0] - x0) / (x1 - x0) * width).astype(np.int64), 0, width - 1)
+    row = np.clip(((y1 - emb[:, 1]) / (y1 - y0) * height).astype(np.int64), 0, height - 1)
+    k = len(colors)
+    counts = np.bincount((row * width + col) * k + labels, minlength=height * width * k)
+    counts = counts.reshape(height, width, k).astype(np.float64)
+    total = counts.sum(axis=2)
+    rgb = counts @ np.asarray(colors)[:, :3] / np.maximum(total, 1)[:, :, None]
+    alpha = np.where(total > 0, 0.25 + 0.75 * np.log1p(total) / np.log1p(total.max()), 0.0)
+    return np.dstack([rgb, alpha])
+
+
+def _extent(emb: np.ndarray) -> tuple[float, float, float, float]:
+    lo, hi = emb.min(axis=0), emb.max(axis=0)
+    pad = (hi - lo) * 0.02 + 1e-12
+    return lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1]
+
+
+class DensityDisplay:
+    """A map of any size drawn by aggregation instead of one marker per point.
+
+    The same layout as :class:`ScatterDisplay` (legend of class names above the axes), for maps
+    whose points are too many to draw one by one.
+    """
+
+    def __init__(
+        self,
+        embedding: np.ndarray,
+        labels: np.ndarray,
+        class_names: Sequence[str] | None = None,
+        title: str | None = None,
+    ):
+        self.embedding = embedding
+        self.labels = labels
+        self.class_names = class_names
+        self.title = title
+
+    def plot(self, ax: Any = None, *, legend: bool = True, pixels: int = 600) -> DensityDisplay:
+        emb, labels = _check_points(self.embedding, self.labels)
+        names = _class_names(labels, self.class_names)
+        colors = class_colors(len(names))
+        ax = ax if ax is not None else _new_axes((6, 5))
+        extent = _extent(np.asarray(emb, dtype=np.float64))
+        height = max(1, int(pixels * 5 / 6))
+        self.image_ = density_image(emb, labels, colors, width=pixels, height=height, extent=extent)
+        ax.imshow(
+            self.image_, extent=extent, origin="upper", aspect="auto", interpolation="nearest"
+        )
+        if legend:
+            self.legend_ = _legend(ax, names, colors, loc="lower center", bbox_to_anchor=(0.5, 1))
+        if self.title:
+            ax.set_xlabel(f"{self.title} ({len(emb):,} points, aggregated)")
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+    @classmethod
+    def from_embedding(
+        cls,
+        embedding: np.ndarray,
+        labels: np.ndarray,
+        class_names: Sequence[str] | None = None,
+        *,
+        title: str | None = None,
+        ax: Any = None,
+        **plot_kwargs: Any,
+    ) -> DensityDisplay:
+        return cls(embedding, labels, class_names, title).plot(ax=ax, **plot_kwargs)
 
 
 class ComparisonDisplay:

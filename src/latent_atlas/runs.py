@@ -24,7 +24,7 @@ from latent_atlas.fileio import save_json
 MANIFEST = "manifest.json"
 TRACKED_PACKAGES = (
     "latent-atlas", "numpy", "scipy", "scikit-learn", "matplotlib", "pillow", "pyarrow",
-    "torch", "openTSNE", "umap-learn", "numba", "pynndescent",
+    "torch", "openTSNE", "umap-learn", "numba", "pynndescent", "onnx", "onnxruntime", "keras",
 )  # fmt: skip
 
 

@@ -11,12 +11,17 @@ where an epoch has 300 batches or more, as on CIFAR-10 (352). On small data sets
 ``digits`` has 9 batches an epoch) those statistics would still be far from the data's when
 early stopping judges the first epochs, so ``bn_momentum="auto"`` raises the momentum to
 3/batches-per-epoch (at most 0.5): the statistics then follow the data within one epoch.
+
+An opt-in improved recipe keeps the architecture: ``augment=True`` (random 32×32 crops of the
+image padded by 4 pixels, and horizontal flips) and ``lr_schedule="cosine"`` (the learning
+rate decays from 1e-3 to 0 over ``epochs``, per step).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -35,6 +40,8 @@ from latent_atlas.models import to_tensor  # noqa: E402
 from latent_atlas.progress import progress_bar  # noqa: E402
 
 VALIDATION_CHOICES = ("split", "test")
+LR_SCHEDULES = ("constant", "cosine")
+CROP_PADDING = 4
 log = logging.getLogger("latent_atlas")
 
 
@@ -51,6 +58,8 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     bn_momentum: float | str = "auto"
+    augment: bool = False
+    lr_schedule: str = "constant"
 
     def check(self) -> None:
         if self.epochs < 1:
@@ -74,6 +83,10 @@ class TrainConfig:
             )
         if not 0 < self.val_fraction < 1:
             raise ConfigError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
 
 
 @dataclass
@@ -110,6 +123,28 @@ def validation_split(
         val.append(idx[:n_val])
         fit.append(idx[n_val:])
     return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random crops (zero padding of 4 pixels, as is usual for CIFAR-10) and horizontal flips."""
+    n, _, h, w = x.shape
+    p = CROP_PADDING
+    padded = nn.functional.pad(x, (p, p, p, p))
+    dy = torch.randint(0, 2 * p + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * p + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None]  # n×1×h×1
+    cols = torch.arange(w)[None, :].expand(n, w)
+    cols = torch.where(flip[:, None], w - 1 - cols, cols) + dx[:, None]
+    cols = cols[:, None, None, :]  # n×1×1×w
+    batch = torch.arange(n)[:, None, None, None]
+    channels = torch.arange(x.shape[1])[None, :, None, None]
+    out = padded[batch, channels, rows, cols]
+    return _channels_last(out)
 
 
 def _set_bn_momentum(model: nn.Module, momentum: float | str, n_batches: int) -> float | None:
@@ -173,8 +208,12 @@ def train_model(
     else:
         x_fit, y_fit = dataset.x_train, dataset.y_train
         x_val, y_val = dataset.x_test, dataset.y_test
-    xf, yf = to_tensor(x_fit), torch.from_numpy(y_fit)
-    xv, yv = to_tensor(x_val), torch.from_numpy(y_val)
+    # channels-last tensors let oneDNN's convolutions skip layout conversions (measured 1.4×
+    # faster training on this CNN, see bench/RESULTS.md)
+    model.to(memory_format=torch.channels_last)
+    xf, yf = _channels_last(to_tensor(x_fit)), torch.from_numpy(y_fit)
+    xv, yv = _channels_last(to_tensor(x_val)), torch.from_numpy(y_val)
+    generator = torch.Generator().manual_seed(config.seed)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
@@ -182,6 +221,12 @@ def train_model(
     best_loss, best_state, waited = float("inf"), copy.deepcopy(model.state_dict()), 0
     n_batches = (len(xf) + config.batch_size - 1) // config.batch_size
     result.bn_momentum = _set_bn_momentum(model, config.bn_momentum, n_batches)
+    scheduler = None
+    if config.lr_schedule == "cosine":  # per step, from the base rate down to zero
+        total = config.epochs * n_batches
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+        )
     started = time.perf_counter()
     train_seconds = 0.0
     for epoch in range(1, config.epochs + 1):
@@ -199,17 +244,22 @@ def train_model(
             for b in range(n_batches):
                 idx = order[b * config.batch_size : (b + 1) * config.batch_size]
                 xb, yb = xf[idx], yf[idx]
+                if config.augment:
+                    xb = augment_batch(xb, generator)
                 optimizer.zero_grad(set_to_none=True)
                 logits = model(xb)
                 loss = loss_fn(logits, yb)
                 loss.backward()
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
                 seen += len(idx)
                 loss_sum += loss.item() * len(idx)
                 correct += int((logits.argmax(1) == yb).sum())
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
-            train_seconds += time.perf_counter() - t0
+            epoch_train_seconds = time.perf_counter() - t0
+            train_seconds += epoch_train_seconds
             val_loss, val_acc = evaluate(model, xv, yv)
             bar.set_postfix(
                 loss=f"{loss_sum / seen:.4f}",
@@ -235,6 +285,7 @@ def train_model(
                 "val_loss": val_loss,
                 "val_accuracy": val_acc,
                 "seconds": time.perf_counter() - t0,
+                "train_seconds": epoch_train_seconds,
             }
         )
         result.epochs_run = epoch
@@ -247,6 +298,9 @@ def train_model(
                 result.stopped_early = True
                 break
     model.load_state_dict(best_state)
+    # back to the standard layout, so a model used after training computes exactly like one
+    # loaded from its checkpoint
+    model.to(memory_format=torch.contiguous_format)
     result.seconds = time.perf_counter() - started
     result.train_images_per_second = result.epochs_run * len(xf) / max(train_seconds, 1e-9)
     if len(dataset.x_test):

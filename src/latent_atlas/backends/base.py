@@ -1,0 +1,253 @@
+"""The common interface of every model latent-atlas can load, and how a ``--model`` is read.
+
+A :class:`LoadedModel` lists its layers (:meth:`LoadedModel.layers`, with output shapes) and
+extracts one layer's activations over uint8 images (:meth:`LoadedModel.extract`), whatever
+framework runs it. The backends fill in three methods: ``layer_names``, ``layers`` and
+``_run`` (one batch → the layer's output and the model's output).
+
+This module needs no torch, nor any optional backend.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latent_atlas.activations import Activations, as_probabilities, check_pool, pool_features
+from latent_atlas.errors import ConfigError
+from latent_atlas.preprocess import Preprocess
+from latent_atlas.progress import progress_bar
+
+# what a --model can be, by classify_spec()
+SPEC_KINDS = ("name", "factory", "torch", "onnx", "keras")
+_FACTORY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+# names listed in an "unknown layer" error before it refers to `latent-atlas layers`
+_MAX_LISTED = 60
+
+
+def classify_spec(spec: str) -> str:
+    """What ``spec`` names: ``"onnx"`` or ``"keras"`` (by suffix), ``"torch"`` (any other
+    file: a TorchScript archive or a latent-atlas checkpoint), ``"factory"``
+    (``package.module:callable``) or ``"name"`` (a model of the registry, trained by ``run``).
+    """
+    path = Path(spec).expanduser()
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix in (".keras", ".h5", ".hdf5"):
+        return "keras"
+    if path.is_file():
+        return "torch"
+    if _FACTORY.fullmatch(spec):
+        return "factory"
+    if suffix or "/" in spec or os.sep in spec:
+        return "torch"  # a file that is not there: said so when it is loaded
+    return "name"
+
+
+def check_spec(
+    spec: str, checkpoint: str | None = None, model_args: dict[str, Any] | None = None
+) -> str:
+    """Refuse a ``--model`` that cannot load, without loading it; return its kind."""
+    kind = classify_spec(spec)
+    if kind in ("torch", "onnx", "keras") and not Path(spec).expanduser().is_file():
+        raise ConfigError(f"model file {spec} does not exist")
+    if kind == "keras" and Path(spec).suffix.lower() != ".keras":
+        raise ConfigError(
+            f"{spec}: legacy HDF5 Keras files are not loaded; save the model as .keras "
+            "(model.save('model.keras')) and pass that"
+        )
+    if checkpoint is not None:
+        if kind != "factory":
+            raise ConfigError(
+                "--checkpoint holds the weights for --model package.module:factory; "
+                f"{spec} is a complete model"
+            )
+        if not Path(checkpoint).expanduser().is_file():
+            raise ConfigError(f"checkpoint {checkpoint} does not exist")
+    if model_args and kind != "factory":
+        raise ConfigError("--model-args are the arguments of --model package.module:factory")
+    return kind
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer: its name (what ``--layer`` takes), output shape of one sample, and type."""
+
+    name: str
+    output_shape: tuple[int | None, ...] | None  # no batch axis; None: not known
+    kind: str = ""
+
+    def feature_size(self, pool: str, channel_axis: int = 1) -> int | None:
+        """How many features ``pool`` makes of this layer's output (None when unknown)."""
+        shape = self.output_shape
+        if shape is None:
+            return None
+        if len(shape) <= 1 or pool == "flatten":
+            return None if any(d is None for d in shape) else math.prod(shape)  # type: ignore[arg-type]
+        return shape[channel_axis - 1 if channel_axis > 0 else channel_axis]
+
+
+@dataclass
+class LoadedModel:
+    """A model of any framework, ready to list its layers and extract activations.
+
+    ``input_shape`` is (height, width, channels) the model takes, None where any value goes
+    (or where it cannot tell); ``layout`` the tensor layout it takes (``"nchw"``/``"nhwc"``).
+    """
+
+    spec: str
+    kind: str = ""
+    input_shape: tuple[int | None, int | None, int | None] | None = None
+    layout: str = "nchw"
+    details: dict[str, Any] = field(default_factory=dict)
+
+    # -- what the backends implement ------------------------------------------------------
+
+    def layer_names(self) -> list[str]:
+        """Every name ``--layer`` takes, in forward order."""
+        raise NotImplementedError
+
+    def layers(self) -> list[LayerInfo]:
+        """Every layer with its output shape (shapes need a known input shape)."""
+        raise NotImplementedError
+
+    def _start(self, layer: str, pool: str, threads: int | None) -> None:
+        """Prepare to extract ``layer`` (build a session, a graph, a hook)."""
+
+    def _run(self, batch: np.ndarray, layer: str) -> tuple[np.ndarray, Any]:
+        """One preprocessed batch → (the layer's output, the model's output)."""
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Undo what ``_start`` set up."""
+
+    # -- shared -------------------------------------------------------------------------------
+
+    @property
+    def channel_axis(self) -> int:
+        """Where feature maps keep their channels: 1 (N×C×H×W) or -1 (N×H×W×C)."""
+        return 1 if self.layout == "nchw" else -1
+
+    def check_layer(self, layer: str) -> str:
+        """``layer`` when the model has it, else one error listing the valid names."""
+        names = self.layer_names()
+        if layer in names:
+            return layer
+        shown = ", ".join(names[:_MAX_LISTED])
+        more = f" … ({len(names)} in all)" if len(names) > _MAX_LISTED else ""
+        raise ConfigError(
+            f"unknown layer {layer!r}; the model has: {shown}{more} "
+            f"(see: latent-atlas layers {self.spec})"
+        )
+
+    def resolve_preprocess(
+        self, preprocess: Preprocess | None, image_shape: tuple[int, ...]
+    ) -> Preprocess:
+        """The preprocessing these images get before this model, every option filled in."""
+        return (preprocess or Preprocess()).resolve(
+            image_shape, model_input=self.input_shape, layout=self.layout
+        )
+
+    def extract(
+        self,
+        images: np.ndarray,
+        layer: str,
+        *,
+        pool: str = "avg",
+        preprocess: Preprocess | None = None,
+        batch_size: int = 256,
+        threads: int | None = None,
+        progress: bool = True,
+    ) -> Activations:
+        """Run the model over uint8 N×H×W×C ``images`` and capture ``layer``'s outputs.
+
+        Feature maps are reduced by ``pool`` (see :func:`latent_atlas.activations.pool_features`).
+        ``probabilities`` are the model's output as class probabilities when it is an N×K score
+        vector, else None.
+        """
+        check_pool(pool)
+        self.check_layer(layer)
+        images = np.asarray(images)
+        if len(images) == 0:
+            raise ConfigError("no images to extract activations from")
+        if batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+        pre = self.resolve_preprocess(preprocess, images.shape[1:])
+        feats: list[np.ndarray] = []
+        probs: list[np.ndarray] = []
+        scores = True  # until one batch's output is not a class score vector
+        t0 = time.perf_counter()
+        self._start(layer, pool, threads)
+        try:
+            for start in progress_bar(
+                range(0, len(images), batch_size),
+                enabled=progress,
+                desc=f"extract {layer}",
+                unit="batch",
+                leave=False,
+            ):
+                values, output = self._run(pre.apply(images[start : start + batch_size]), layer)
+                feats.append(pool_features(values, pool, self.channel_axis))
+                p = as_probabilities(output) if scores else None
+                scores = p is not None
+                if scores:
+                    probs.append(p)
+        finally:
+            self._finish()
+        return Activations(
+            features=np.ascontiguousarray(np.concatenate(feats), dtype=np.float32),
+            probabilities=np.concatenate(probs) if scores else None,
+            layer=layer,
+            pool=pool,
+            seconds=time.perf_counter() - t0,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records about the model."""
+        return {
+            "spec": self.spec,
+            "kind": self.kind,
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "layout": self.layout,
+            **self.details,
+        }
+
+
+def format_layers(model: LoadedModel) -> str:
+    """The table ``latent-atlas layers`` prints: name, output shape, feature sizes, type."""
+    rows = [("layer", "output", "avg/max", "flatten", "type")]
+    for info in model.layers():
+        shape = "?" if info.output_shape is None else _shape_text(info.output_shape)
+        pooled = info.feature_size("avg", model.channel_axis)
+        flat = info.feature_size("flatten", model.channel_axis)
+        rows.append(
+            (
+                info.name,
+                shape,
+                "?" if pooled is None else str(pooled),
+                "?" if flat is None else str(flat),
+                info.kind,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [
+        "  ".join(
+            [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].rjust(widths[2]),
+             r[3].rjust(widths[3]), r[4]]
+        ).rstrip()
+        for r in rows
+    ]  # fmt: skip
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    return "\n".join(lines)
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    return "×".join("?" if d is None else str(d) for d in shape) or "scalar"
