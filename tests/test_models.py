@@ -175,3 +175,57 @@ def test_improved_recipe_trains_and_is_deterministic(tiny_npz):
     ]
     with pytest.raises(ConfigError, match="lr_schedule must be one of"):
         TrainConfig(lr_schedule="step").check()
+
+
+def test_fused_inference_copy_keeps_every_layer_s_values(tiny_npz):
+    from latent_atlas.activations import inference_model
+
+    ds = load_dataset("npz", tiny_npz)
+    model = build_model("seed-cnn", ds.image_shape, ds.num_classes, seed=0)
+    train_model(model, ds, TrainConfig(epochs=2, batch_size=32), progress=False)  # real BN stats
+    fast = inference_model(model)
+    assert isinstance(fast.bn1, torch.nn.Identity) and model.bn1.weight is not None  # a copy
+    x = to_tensor(ds.x_test)
+    with torch.inference_mode():
+        conv1 = model.conv1(x)
+        bn1 = model.bn1(conv1)
+    for layer, want in (("conv1", conv1), ("bn1", bn1)):
+        got = extract_activations(model, ds.x_test, layer, pool="flatten", progress=False)
+        np.testing.assert_allclose(got.features, want.flatten(1).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_features_stream_to_a_memory_mapped_file(tiny_npz, tmp_path):
+    ds = load_dataset("npz", tiny_npz)
+    model = build_model("seed-cnn", ds.image_shape, ds.num_classes, seed=0)
+    np.save(tmp_path / "images.npy", ds.x_test)
+    images = np.load(tmp_path / "images.npy", mmap_mode="r")  # read lazily, batch by batch
+    here = extract_activations(model, ds.x_test, "dense", batch_size=16, progress=False)
+    out = tmp_path / "activations.npy"
+    streamed = extract_activations(
+        model, images, "dense", batch_size=16, progress=False, features_out=out
+    )
+    assert isinstance(streamed.features, np.memmap) and not list(tmp_path.glob(".*.tmp"))
+    np.testing.assert_array_equal(streamed.features, here.features)
+    np.testing.assert_array_equal(np.load(out), here.features)
+    np.testing.assert_array_equal(streamed.probabilities, here.probabilities)
+
+
+def test_a_streamed_feature_file_is_not_written_twice(tmp_path, monkeypatch):
+    from latent_atlas import latent as latent_mod
+    from latent_atlas.fileio import load_npy
+    from latent_atlas.latent import LatentSpace
+
+    x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    np.save(tmp_path / "activations.npy", x)
+    before = (tmp_path / "activations.npy").stat().st_mtime_ns
+    space = LatentSpace(
+        load_npy(tmp_path / "activations.npy", mmap=True), np.arange(50) % 2, ["a", "b"]
+    )
+    assert "activations.npy" in space.save(tmp_path)
+    assert (tmp_path / "activations.npy").stat().st_mtime_ns == before
+    monkeypatch.setattr(latent_mod, "MMAP_ABOVE", 0)
+    loaded = LatentSpace.load(tmp_path, ["a", "b"])
+    assert isinstance(np.asarray(loaded.features).base, np.memmap) or isinstance(
+        loaded.features, np.memmap
+    )
+    np.testing.assert_array_equal(loaded.features, x)

@@ -11,10 +11,12 @@ torch is imported when a model runs: :class:`Activations`, :func:`pool_features`
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from latent_atlas.threads import prefer_passive_waiting
@@ -24,6 +26,7 @@ prefer_passive_waiting()
 import numpy as np  # noqa: E402
 
 from latent_atlas.errors import ConfigError  # noqa: E402
+from latent_atlas.fileio import atomic_path, load_npy  # noqa: E402
 from latent_atlas.progress import progress_bar  # noqa: E402
 
 if TYPE_CHECKING:
@@ -148,17 +151,64 @@ def capture_layer(model: nn.Module, layer: str, pool: str) -> Iterator[list[torc
         handle.remove()
 
 
+def inference_model(model: nn.Module, keep: str | None = None) -> nn.Module:
+    """A copy of ``model`` for fast CPU inference.
+
+    Every ``Conv2d`` directly followed by a ``BatchNorm2d`` in a ``Sequential`` is folded into
+    one convolution; the BatchNorm's place keeps an ``Identity`` under its name, so a hook there
+    sees the same values as before. A convolution named ``keep`` is left unfused (a hook on it
+    must see the convolution alone). Weights are made channels-last, which oneDNN's CPU kernels
+    prefer.
+    """
+    import copy
+    from itertools import pairwise
+
+    import torch
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fast = copy.deepcopy(model).eval()
+    for prefix, parent in list(fast.named_modules()):
+        if not isinstance(parent, nn.Sequential):
+            continue
+        names = list(parent._modules)
+        for first, second in pairwise(names):
+            conv, norm = parent._modules[first], parent._modules[second]
+            qualified = f"{prefix}.{first}" if prefix else first
+            if (
+                isinstance(conv, nn.Conv2d)
+                and isinstance(norm, nn.BatchNorm2d)
+                and norm.track_running_stats
+                and norm.running_mean is not None
+                and qualified != keep
+            ):
+                parent._modules[first] = fuse_conv_bn_eval(conv, norm)
+                parent._modules[second] = nn.Identity()
+    return fast.to(memory_format=torch.channels_last)
+
+
 def extract_activations(
     model: nn.Module,
     images: np.ndarray,
     layer: str = "dense",
     *,
     pool: str = "avg",
-    batch_size: int = 512,
+    batch_size: int = 256,
     threads: int | None = None,
     progress: bool = True,
+    features_out: str | Path | None = None,
 ) -> Activations:
-    """Run ``model`` over uint8 N×H×W×C ``images`` and capture ``layer``'s outputs."""
+    """Run ``model`` over uint8 N×H×W×C ``images`` and capture ``layer``'s outputs.
+
+    With ``features_out`` the features stream batch by batch into that ``.npy`` file (a
+    memory-mapped array, written atomically), so memory does not grow with N; the returned
+    features are then a read-only memory map of the file. ``images`` may be any array-like that
+    slices (a memory-mapped ``.npy``, say).
+
+    The forward passes run on :func:`inference_model`'s copy of ``model`` (BatchNorm folded
+    into the convolutions before it, channels-last tensors): about twice as fast on the CPU,
+    with outputs within about 1e-6 of the unfused model's.
+    """
     import torch
 
     from latent_atlas.models import to_tensor
@@ -168,9 +218,17 @@ def extract_activations(
     check_pool(pool)
     configure_threads(threads)
     model.eval()
-    feats, probs = [], []
+    fast = inference_model(model, keep=layer)
+    if len(images) == 0:
+        raise ConfigError("no images to extract activations from")
+    feats: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
     t0 = time.perf_counter()
-    with capture_layer(model, layer, pool) as captured, torch.inference_mode():
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_path(features_out)) if features_out else None
+        stream = None
+        captured = stack.enter_context(capture_layer(fast, layer, pool))
+        stack.enter_context(torch.inference_mode())
         for start in progress_bar(
             range(0, len(images), batch_size),
             enabled=progress,
@@ -178,13 +236,28 @@ def extract_activations(
             unit="batch",
             leave=False,
         ):
-            logits = model(to_tensor(images[start : start + batch_size]))
+            batch = np.asarray(images[start : start + batch_size])
+            logits = fast(to_tensor(batch, channels_last=True))
             probs.append(torch.softmax(logits, 1).numpy())
-            feats.append(captured.pop().numpy())
-    if not feats:
-        raise ConfigError("no images to extract activations from")
+            out = captured.pop().numpy()
+            if tmp is None:
+                feats.append(out)
+                continue
+            if stream is None:
+                stream = np.lib.format.open_memmap(
+                    tmp, mode="w+", dtype=np.float32, shape=(len(images), out.shape[1])
+                )
+            stream[start : start + len(out)] = out
+        if stream is not None:
+            stream.flush()
+            del stream
+    features = (
+        load_npy(features_out, mmap=True)
+        if features_out
+        else np.ascontiguousarray(np.concatenate(feats), dtype=np.float32)
+    )
     return Activations(
-        features=np.ascontiguousarray(np.concatenate(feats), dtype=np.float32),
+        features=features,
         probabilities=np.concatenate(probs).astype(np.float32),
         layer=layer,
         pool=pool,

@@ -200,6 +200,27 @@ def _add_map_options(p: argparse.ArgumentParser) -> None:
         help="reduce wide features to N dimensions with PCA before t-SNE, UMAP, "
         "PaCMAP and Isomap (50 is usual)",
     )
+    g.add_argument(
+        "--large-threshold",
+        type=int,
+        default=200_000,
+        metavar="N",
+        help="above N points t-SNE, UMAP and PaCMAP are fitted on a seeded sample and the rest "
+        "placed with transform (default: 200000)",
+    )
+    g.add_argument(
+        "--large-sample",
+        type=int,
+        default=50_000,
+        metavar="N",
+        help="the size of that sample (default: 50000)",
+    )
+    g.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run extraction shards and large-data transform chunks on a Dask "
+        "cluster: a scheduler address, or 'local' for 2 workers on 127.0.0.1",
+    )
     _add_metric_options(p)
     _add_atlas_options(p)
 
@@ -296,6 +317,7 @@ def _add_metric_options(p: argparse.ArgumentParser) -> None:
 
 
 def _map_config(args: argparse.Namespace) -> Any:
+    from latent_atlas.largedata import LargeDataRecipe
     from latent_atlas.pipeline import MapConfig
     from latent_atlas.reducers import REDUCERS
 
@@ -317,6 +339,7 @@ def _map_config(args: argparse.Namespace) -> Any:
         metrics_k=args.metrics_k,
         metrics_max_samples=args.metrics_max_samples,
         atlas=_atlas_config(args),
+        large=LargeDataRecipe(threshold=args.large_threshold, sample=args.large_sample),
     )
 
 
@@ -490,7 +513,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         threads=args.threads,
         maps=_map_config(args),
     )
-    summary = run_pipeline(config, args.out, progress=not args.quiet)
+    summary = run_pipeline(config, args.out, progress=not args.quiet, dask=args.dask)
     print(summary.format())
     return 0
 
@@ -530,6 +553,7 @@ def cmd_project(args: argparse.Namespace) -> int:
         images=images,
         class_names=names,
         maps=_map_config(args),
+        dask=args.dask,
     )
     print(summary.format())
     return 0

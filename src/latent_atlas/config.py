@@ -14,6 +14,7 @@ import numpy as np
 
 from latent_atlas.atlas import build_atlas
 from latent_atlas.errors import ConfigError
+from latent_atlas.largedata import LargeDataRecipe
 from latent_atlas.preprocess import Preprocess
 from latent_atlas.reducers import REDUCERS, get_reducer
 
@@ -69,6 +70,7 @@ class MapConfig:
     metrics_k: int = 10
     metrics_max_samples: int | None = 10_000
     atlas: AtlasConfig = field(default_factory=AtlasConfig)
+    large: LargeDataRecipe = field(default_factory=LargeDataRecipe)
 
     @property
     def transform_needed(self) -> bool:
@@ -95,6 +97,7 @@ class MapConfig:
         if self.metrics_max_samples is not None and self.metrics_max_samples < 10:
             raise ConfigError("metrics need a sample of at least 10 points")
         self.atlas.check()
+        self.large.check()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

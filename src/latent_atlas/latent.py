@@ -16,6 +16,7 @@ from latent_atlas.datasets.base import as_labels
 from latent_atlas.errors import ConfigError, LatentAtlasError
 from latent_atlas.fileio import load_npy, save_npy
 
+MMAP_ABOVE = 256 * 2**20  # bytes: larger arrays are memory-mapped when a run is loaded
 FILES = {
     "features": "activations.npy",
     "labels": "labels.npy",
@@ -94,7 +95,8 @@ class LatentSpace:
         for attr, name in FILES.items():
             value = self.predictions if attr == "predictions" else getattr(self, attr)
             if value is not None:
-                save_npy(folder / name, value)
+                if not _is_file_of(value, folder / name):  # (streamed there already)
+                    save_npy(folder / name, value)
                 written.append(name)
             else:
                 (folder / name).unlink(missing_ok=True)
@@ -108,14 +110,23 @@ class LatentSpace:
             path = folder / name
             if attr == "predictions":
                 continue
-            if path.is_file():
-                arrays[attr] = load_npy(path)
+            if path.is_file():  # large arrays stay on disk, memory-mapped
+                arrays[attr] = load_npy(path, mmap=path.stat().st_size > MMAP_ABOVE)
             elif attr in ("features", "labels"):  # the rest is optional
                 raise LatentAtlasError(f"{folder}: missing {name}; is this a latent-atlas run?")
         if class_names is None:
             labels = arrays["labels"]
             class_names = [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
         return cls(class_names=class_names, **arrays)
+
+
+def _is_file_of(array: np.ndarray, path: Path) -> bool:
+    """Whether ``array`` is a memory map of the ``.npy`` file at ``path``."""
+    base = array
+    while base is not None and not isinstance(base, np.memmap):
+        base = getattr(base, "base", None)
+    filename = getattr(base, "filename", None)
+    return bool(filename) and Path(filename).resolve() == path.resolve()
 
 
 def check_features(features: np.ndarray, where: str = "features") -> np.ndarray:

@@ -22,6 +22,13 @@ from latent_atlas.compare import write_comparison
 from latent_atlas.config import AtlasConfig, MapConfig
 from latent_atlas.errors import ConfigError, LatentAtlasError
 from latent_atlas.fileio import load_npy, save_figure, save_image, save_npy, save_table
+from latent_atlas.largedata import (
+    ChunkMapper,
+    chunk_indices,
+    fit_large,
+    map_chunks_here,
+    sample_indices,
+)
 from latent_atlas.latent import LatentSpace
 from latent_atlas.plotting import ComparisonDisplay, ScatterDisplay
 from latent_atlas.reducers import get_reducer
@@ -32,7 +39,12 @@ log = logging.getLogger("latent_atlas")
 
 
 def map_latent_space(
-    run: Run, latent: LatentSpace, config: MapConfig, *, base_key: Any
+    run: Run,
+    latent: LatentSpace,
+    config: MapConfig,
+    *,
+    base_key: Any,
+    map_chunks: ChunkMapper | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Fit every method, then write projections, the comparison, plots and atlases."""
     if config.transform_needed and latent.fit_features is None:
@@ -40,7 +52,9 @@ def map_latent_space(
     embeddings: dict[str, np.ndarray] = {}
     methods: dict[str, dict[str, Any]] = {}
     for method in config.methods:
-        embeddings[method], methods[method] = fit_method(run, latent, method, config, base_key)
+        embeddings[method], methods[method] = fit_method(
+            run, latent, method, config, base_key, map_chunks
+        )
     write_projections(run, latent, embeddings)
     metrics = write_comparison(
         run,
@@ -65,8 +79,22 @@ def map_latent_space(
     return methods
 
 
+def transform_in_chunks(
+    reducer: Any, X: np.ndarray, chunk: int, map_chunks: ChunkMapper | None = None
+) -> np.ndarray:
+    """``reducer.transform`` of every row of ``X``, chunk by chunk (here, or on Dask workers)."""
+    chunks = chunk_indices(np.arange(len(X)), chunk)
+    placed = (map_chunks or map_chunks_here)(reducer, X, chunks)
+    return np.concatenate(placed).astype(np.float32)
+
+
 def fit_method(
-    run: Run, latent: LatentSpace, method: str, config: MapConfig, base_key: Any
+    run: Run,
+    latent: LatentSpace,
+    method: str,
+    config: MapConfig,
+    base_key: Any,
+    map_chunks: ChunkMapper | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Fit one method (or reuse its finished step); return the shown points' map and its info."""
     params = config.method_params.get(method, {})
@@ -77,6 +105,7 @@ def fit_method(
         "seed": config.seed,
         "fit_on": config.fit_on,
         "show": config.show,
+        "large": asdict(config.large),
     }
     step, name = f"project:{method}", f"embedding_{method}.npy"
     if not run.is_done(step, key):
@@ -84,11 +113,17 @@ def fit_method(
         if "random_state" in reducer.get_params():
             reducer.set_params(random_state=config.seed)
         fit_x = latent.fit_features if config.transform_needed else latent.features
+        large = config.large.applies(len(fit_x), reducer)
         log.info("fitting %s on %d × %d (%s split)", method, *fit_x.shape, config.fit_on)
         t0 = time.perf_counter()
+        large_info = None
         try:
             if config.transform_needed:
-                reducer.fit(fit_x)
+                if large:
+                    sample = sample_indices(len(fit_x), config.large.sample, config.seed)
+                    reducer.fit(np.asarray(fit_x[sample]))
+                else:
+                    reducer.fit(fit_x)
                 fit_seconds = time.perf_counter() - t0
                 log.info(
                     "placing %d %s points into the %s map",
@@ -96,7 +131,12 @@ def fit_method(
                     config.show,
                     method,
                 )
-                emb = reducer.transform(latent.features)
+                emb = transform_in_chunks(reducer, latent.features, config.large.chunk, map_chunks)
+            elif large:
+                emb, large_info = fit_large(
+                    reducer, fit_x, config.large, config.seed, map_chunks=map_chunks
+                )
+                fit_seconds = large_info["seconds"]["fit_sample"]
             else:
                 emb = reducer.fit_transform(fit_x)
                 fit_seconds = time.perf_counter() - t0
@@ -122,6 +162,7 @@ def fit_method(
             show=config.show,
             fit_seconds=round(fit_seconds, 4),
             n_fit=len(fit_x),
+            large_data=large_info,
         )
     info = {k: v for k, v in run.step_info(step).items() if k not in ("key", "finished", "outputs")}
     return load_npy(run.file(name)), info

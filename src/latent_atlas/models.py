@@ -119,10 +119,17 @@ def build_model(
         return factory(input_shape, num_classes, **kwargs)
 
 
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 N×H×W×C images to float32 N×C×H×W in [0, 1] (the seed's preprocessing)."""
-    x = torch.from_numpy(np.ascontiguousarray(images))
-    return x.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+def to_tensor(images: np.ndarray, *, channels_last: bool = False) -> torch.Tensor:
+    """uint8 N×H×W×C images to float32 N×C×H×W in [0, 1] (the seed's preprocessing).
+
+    With ``channels_last`` the tensor keeps the images' N×H×W×C memory order (no copy to
+    reorder it), which is what channels-last models want.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    x = x.float().div_(255.0)
+    if channels_last:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous()
 
 
 def predict_proba(model: nn.Module, images: np.ndarray, batch_size: int = 512) -> np.ndarray:

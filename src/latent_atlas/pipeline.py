@@ -8,9 +8,10 @@ the same key (see :mod:`latent_atlas.runs`); the map stage itself lives in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from latent_atlas.preprocess import Preprocess
 from latent_atlas.runs import Run, fingerprint
 
 log = logging.getLogger("latent_atlas")
+
+STREAM_ABOVE = 100_000  # images: above this many, extracted features stream to disk
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -126,11 +129,42 @@ _SEED_PRE = Preprocess().to_dict()
 
 
 def run_pipeline(
-    config: RunConfig | None = None, out: str | Path | None = None, *, progress: bool = True
+    config: RunConfig | None = None,
+    out: str | Path | None = None,
+    *,
+    progress: bool = True,
+    dask: str | None = None,
 ) -> RunSummary:
-    """Train the model, extract the layer's activations and map them."""
+    """Train the model, extract the layer's activations and map them.
+
+    ``dask`` (a scheduler address, or ``"local"`` for a 2-worker cluster on 127.0.0.1) runs the
+    extraction over image shards and the large-data ``transform`` over chunks on Dask.
+    """
     config = config or RunConfig()
     config.check()
+    with dask_session(dask) as client:
+        return _run(config, out, progress, client)
+
+
+@contextlib.contextmanager
+def dask_session(address: str | None) -> Iterator[Any]:
+    """A Dask client for the duration of a run (None without ``address``)."""
+    if not address:
+        yield None
+        return
+    from latent_atlas.distributed import connect
+
+    client = connect(address)
+    try:
+        yield client
+    finally:
+        cluster = client.cluster if address == "local" else None
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _run(config: RunConfig, out: str | Path | None, progress: bool, client: Any) -> RunSummary:
     started = time.perf_counter()
     run = Run(out if out is not None else default_run_dir(config))
     run.update(command="run", config=config.to_dict(), seed=config.seed)
@@ -161,9 +195,9 @@ def run_pipeline(
     }
 
     if not run.is_done("extract", extract_key):
-        _train_and_extract(run, config, data_dir, train_key, extract_key, progress)
+        _train_and_extract(run, config, data_dir, train_key, extract_key, progress, client)
     latent = LatentSpace.load(run.path, run.manifest["dataset"]["class_names"])
-    return _map_and_summarise(run, latent, maps, extract_key, started)
+    return _map_and_summarise(run, latent, maps, extract_key, started, client)
 
 
 def _external_model_key(config: RunConfig) -> dict[str, Any]:
@@ -198,6 +232,7 @@ def _train_and_extract(
     train_key: Any,
     extract_key: Any,
     progress: bool,
+    client: Any = None,
 ) -> None:
     from latent_atlas.datasets import load_dataset
 
@@ -230,9 +265,13 @@ def _train_and_extract(
         run.manifest.pop("model", None)  # left by an earlier run into this directory
         pre = Preprocess().resolve(dataset.image_shape)  # what the seed's to_tensor does
         run.update(preprocess=pre.to_dict())
-        extract = _train_seed(run, config, dataset, train_key, progress)
+        extract = _train_seed(run, config, dataset, train_key, progress, client)
 
-    acts = extract(shown_x)
+    if len(shown_x) > STREAM_ABOVE and not config.external_model and client is None:
+        # stream the features to disk batch by batch: memory stays flat however large N is
+        acts = extract(shown_x, features_out=run.file("activations.npy"))
+    else:
+        acts = extract(shown_x)
     fit_features = None
     if maps.transform_needed:
         fit_features = extract(dataset.split(maps.fit_on)[0]).features
@@ -263,7 +302,7 @@ def _train_and_extract(
 
 
 def _train_seed(
-    run: Run, config: RunConfig, dataset: Any, train_key: Any, progress: bool
+    run: Run, config: RunConfig, dataset: Any, train_key: Any, progress: bool, client: Any = None
 ) -> Callable[[np.ndarray], Any]:
     """Train the registry model (or reuse the run's model.pt); return its extractor."""
     from latent_atlas.activations import extract_activations
@@ -298,9 +337,19 @@ def _train_seed(
             test_loss=result.test_loss,
         )
 
-    def extract(images: np.ndarray) -> Any:
+    def extract(images: np.ndarray, features_out: Path | None = None) -> Any:
+        if client is not None:
+            from latent_atlas import distributed
+
+            return distributed.extract(client, model, images, config.layer, pool=config.pool)
         return extract_activations(
-            model, images, config.layer, pool=config.pool, threads=config.threads, progress=progress
+            model,
+            images,
+            config.layer,
+            pool=config.pool,
+            threads=config.threads,
+            progress=progress,
+            features_out=features_out,
         )
 
     return extract
@@ -361,8 +410,13 @@ def project_features(
     class_names: list[str] | None = None,
     probabilities: np.ndarray | None = None,
     maps: MapConfig | None = None,
+    dask: str | None = None,
 ) -> RunSummary:
-    """Projections, plots, atlases and a run directory for features computed elsewhere."""
+    """Projections, plots, atlases and a run directory for features computed elsewhere.
+
+    ``dask`` runs the large-data ``transform`` chunks on a Dask cluster (see
+    :func:`run_pipeline`).
+    """
     maps = maps or MapConfig()
     if maps.transform_needed:
         raise ConfigError("project maps the features it is given: --fit-on/--show do not apply")
@@ -394,14 +448,25 @@ def project_features(
     if not run.is_done("extract", base_key):
         outputs = latent.save(run.path)
         run.finish("extract", base_key, outputs, 0.0, n_features=int(latent.features.shape[1]))
-    return _map_and_summarise(run, latent, maps, base_key, started)
+    with dask_session(dask) as client:
+        return _map_and_summarise(run, latent, maps, base_key, started, client)
 
 
 def _map_and_summarise(
-    run: Run, latent: LatentSpace, maps: MapConfig, base_key: Any, started: float
+    run: Run,
+    latent: LatentSpace,
+    maps: MapConfig,
+    base_key: Any,
+    started: float,
+    client: Any = None,
 ) -> RunSummary:
     latent_info = _latent_summary(run, latent, maps.seed)
-    methods = map_latent_space(run, latent, maps, base_key=base_key)
+    mapper = None
+    if client is not None:
+        from latent_atlas.distributed import chunk_mapper
+
+        mapper = chunk_mapper(client)
+    methods = map_latent_space(run, latent, maps, base_key=base_key, map_chunks=mapper)
     seconds = time.perf_counter() - started
     run.update(total_seconds=round(seconds, 3))
     return RunSummary(
