@@ -2,7 +2,7 @@
 against plain eager PyTorch, on the same CIFAR-10 images, idle and with the cores loaded.
 
     python -m venv bench/out/tf-venv && bench/out/tf-venv/bin/pip install tensorflow-cpu==2.21.0
-    python bench/cifar_speed.py [--train-images 15000]
+    python bench/cifar_speed.py [--train-images 15000] [--rounds 3]
 
 Each measurement runs in its own fresh process, one after the other:
 
@@ -104,7 +104,14 @@ model.eval()
 with torch.no_grad():
     model(xt[:1000])
     t = time.perf_counter()
-    feats = [model.dense(model.flatten(model[:12](xt[i:i + 32]))) for i in range(0, len(xt), 32)]
+    feats = []
+    for i in range(0, len(xt), 32):  # the dense layer's output, batches of 32 like Keras' predict
+        h = xt[i:i + 32]
+        for name, layer in model.named_children():
+            h = layer(h)
+            if name == "dense":
+                break
+        feats.append(h)
     t = time.perf_counter() - t
 print(json.dumps({"train": n / times[1], "extract": len(xt) / t,
                   "threads": torch.get_num_threads()}))
@@ -181,6 +188,7 @@ def clock_ghz() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--train-images", type=int, default=15_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if not TF_PYTHON.is_file():
         sys.exit(f"needs TensorFlow in {TF_PYTHON.parent.parent} (see the docstring)")
@@ -192,25 +200,30 @@ def main() -> None:
         f"fp32 matrix product on 2 threads: {gemm:.0f} GFLOP/s, i.e. {ghz:.2f} GHz at 32 "
         f"FLOP/cycle/core → peak {peak:.0f} GFLOP/s; load average {os.getloadavg()[0]:.2f}\n"
     )
+    sides = {
+        "Keras / TensorFlow (the seed's code)": (str(TF_PYTHON), KERAS),
+        "plain eager PyTorch": (sys.executable, EAGER),
+        "latent-atlas": (sys.executable, OURS),
+    }
     rows = []
+    raw: dict = {}
     for condition in ("idle", "loaded"):
         burner = None
         if condition == "loaded":
             burner = subprocess.Popen([sys.executable, "-c", LOAD])
             time.sleep(3)
+        runs: dict[str, list[dict]] = {name: [] for name in sides}
         try:
-            results = {
-                "Keras / TensorFlow (the seed's code)": measure(
-                    str(TF_PYTHON), KERAS, data, args.train_images
-                ),
-                "plain eager PyTorch": measure(sys.executable, EAGER, data, args.train_images),
-                "latent-atlas": measure(sys.executable, OURS, data, args.train_images),
-            }
+            for _ in range(args.rounds):  # interleaved, so drifts in load hit every side alike
+                for name, (python, code) in sides.items():
+                    runs[name].append(measure(python, code, data, args.train_images))
         finally:
             if burner:
                 burner.kill()
-        for name, r in results.items():
-            rows.append((condition, name, r))
+        for name, measured in runs.items():
+            median = {k: float(np.median([m[k] for m in measured])) for k in ("train", "extract")}
+            rows.append((condition, name, median))
+        raw[condition] = runs
     print(
         "| condition | implementation | training img/s | extraction img/s | training: share of "
         "fp32 peak | vs Keras (train / extract) | vs eager PyTorch (train / extract) |"
@@ -227,11 +240,16 @@ def main() -> None:
             f"{r['extract'] / eager['extract']:.2f}× |"
         )
     print(
-        f"\n{args.train_images:,} training images (one warm-up epoch, one timed), 10,000 test "
-        f"images; load average at the end {os.getloadavg()[0]:.2f}"
+        f"\nMedians of {args.rounds} interleaved rounds; {args.train_images:,} training images "
+        f"(one warm-up epoch, one timed), 10,000 test images; load average at the end "
+        f"{os.getloadavg()[0]:.2f}. Every round (training/extraction img/s):\n"
     )
+    for condition, runs in raw.items():
+        for name, measured in runs.items():
+            values = ", ".join(f"{m['train']:.0f}/{m['extract']:.0f}" for m in measured)
+            print(f"- {condition}, {name}: {values}")
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "last.json").write_text(json.dumps(rows, indent=1))
+    (OUT / "last.json").write_text(json.dumps({"rows": rows, "raw": raw}, indent=1))
 
 
 if __name__ == "__main__":
