@@ -135,6 +135,28 @@ def test_payload_samples_thumbnails_and_merges_metrics(run):
     assert any("sample (seed 1) of 50 of the 240 points" in note for note in part["notes"])
 
 
+def _decode(arr: dict) -> np.ndarray:
+    import base64
+
+    dtypes = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "int32": np.int32}
+    return np.frombuffer(base64.b64decode(arr["b64"]), dtype=dtypes[arr["dtype"]])
+
+
+def test_large_runs_show_a_seeded_sample_of_points(run):
+    page = build_payload(run["dir"], max_points=100, max_thumbnails=30, k=3, seed=2)
+    assert page["n"] == 100
+    assert any(
+        "240 points are too many" in n and "sample (seed 2) of 100" in n for n in page["notes"]
+    )
+    rows = _decode(page["index"]).astype(np.int64)  # hover reports each point's row in the run
+    assert len(rows) == 100 and len(np.unique(rows)) == 100 and rows.max() < N
+    np.testing.assert_array_equal(_decode(page["label"]), run["labels"][rows])
+    again = build_payload(run["dir"], max_points=100, max_thumbnails=30, k=3, seed=2)
+    np.testing.assert_array_equal(_decode(again["index"]), _decode(page["index"]))  # seeded
+    assert page["thumbs"]["count"] == 30 and page["neighbours"]["k"] == 3
+    assert build_payload(run["dir"])["n"] == N  # below the limit every point is drawn
+
+
 def _manifest_score(run_dir: Path, name: str) -> float:
     entry = json.loads((run_dir / "manifest.json").read_text())["methods"]["pca"]
     return entry.get(name, entry.get("scores", {}).get(name))

@@ -367,7 +367,8 @@ def render_atlas(
     colour; with ``labels`` and ``predictions``, misclassified samples get a black corner mark.
     Grey images stay grey unless a frame or mark needs colour.
     """
-    images = np.asarray(images)
+    if not all(hasattr(images, a) for a in ("ndim", "dtype", "shape")):
+        images = np.asarray(images)  # (memory maps and lazy images are sliced, not copied)
     if images.ndim == 3:
         images = images[:, :, :, None]
     if images.ndim != 4 or images.dtype != np.uint8:

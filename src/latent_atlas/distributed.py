@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from latent_atlas.activations import EXTRACT_BATCH
 from latent_atlas.errors import ConfigError, require
 
 log = logging.getLogger("latent_atlas")
@@ -68,7 +69,7 @@ def extract(
     layer: str,
     *,
     pool: str = "avg",
-    batch_size: int = 256,
+    batch_size: int = EXTRACT_BATCH,
 ) -> Any:
     """:func:`latent_atlas.activations.extract_activations` with the images in shards on Dask."""
     import torch

@@ -43,10 +43,24 @@ def _umask() -> int:
     return mask
 
 
-def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
-    """Save one array as ``.npy`` (no pickle), atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, np.asarray(array), allow_pickle=False)
+def save_npy(path: str | os.PathLike[str], array: np.ndarray, chunk: int = 4096) -> Path:
+    """Save one array as ``.npy`` (no pickle), atomically.
+
+    An array-like that is not an ndarray (lazily decoded images, say) is written ``chunk`` rows
+    at a time into a memory-mapped file, so it is never whole in memory.
+    """
+    if isinstance(array, np.ndarray) or not hasattr(array, "shape"):
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(array), allow_pickle=False)
+        return Path(path)
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.dtype(array.dtype), shape=tuple(array.shape)
+        )
+        for start in range(0, len(out), chunk):
+            out[start : start + chunk] = array[start : start + chunk]
+        out.flush()
+        del out
     return Path(path)
 
 

@@ -34,7 +34,7 @@ class LatentSpace:
     features: np.ndarray  # N×D float32
     labels: np.ndarray  # N int64
     class_names: list[str]
-    images: np.ndarray | None = None  # N×H×W×C uint8
+    images: np.ndarray | None = None  # N×H×W×C uint8 (or LazyImages)
     probabilities: np.ndarray | None = None  # N×K float32
     fit_features: np.ndarray | None = None  # M×D float32: other points the maps are fitted on
 
@@ -52,7 +52,9 @@ class LatentSpace:
                 f"({len(self.class_names)} names given)"
             )
         if self.images is not None:
-            imgs = np.asarray(self.images)
+            imgs = self.images
+            if not _is_lazy(imgs):  # (lazy images keep their files until sliced)
+                imgs = np.asarray(imgs)
             if imgs.ndim == 3:
                 imgs = imgs[:, :, :, None]
             if imgs.ndim != 4 or imgs.dtype != np.uint8 or imgs.shape[3] not in (1, 3):
@@ -118,6 +120,13 @@ class LatentSpace:
             labels = arrays["labels"]
             class_names = [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
         return cls(class_names=class_names, **arrays)
+
+
+def _is_lazy(array: object) -> bool:
+    """An array-like that decodes on slicing (for example ``LazyImages``), not an ndarray."""
+    return not isinstance(array, np.ndarray) and all(
+        hasattr(array, a) for a in ("shape", "dtype", "ndim", "__getitem__")
+    )
 
 
 def _is_file_of(array: np.ndarray, path: Path) -> bool:

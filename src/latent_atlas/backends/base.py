@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from latent_atlas.activations import Activations, as_probabilities, check_pool, pool_features
+from latent_atlas.activations import (
+    EXTRACT_BATCH,
+    Activations,
+    as_probabilities,
+    check_pool,
+    pool_features,
+)
 from latent_atlas.errors import ConfigError
 from latent_atlas.preprocess import Preprocess
 from latent_atlas.progress import progress_bar
@@ -163,7 +169,7 @@ class LoadedModel:
         *,
         pool: str = "avg",
         preprocess: Preprocess | None = None,
-        batch_size: int = 256,
+        batch_size: int = EXTRACT_BATCH,
         threads: int | None = None,
         progress: bool = True,
     ) -> Activations:
@@ -175,7 +181,8 @@ class LoadedModel:
         """
         check_pool(pool)
         self.check_layer(layer)
-        images = np.asarray(images)
+        if not all(hasattr(images, a) for a in ("shape", "__getitem__")):
+            images = np.asarray(images)  # (lazy images are decoded batch by batch below)
         if len(images) == 0:
             raise ConfigError("no images to extract activations from")
         if batch_size < 1:

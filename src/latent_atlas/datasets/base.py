@@ -17,8 +17,9 @@ SPLITS = ("train", "test")
 class Dataset:
     """Images and labels of a train and a test split.
 
-    Images are ``uint8`` arrays of shape N×H×W×C (C is 1 or 3), labels are ``int64`` in
-    ``0 .. len(class_names) - 1``.
+    Images are ``uint8`` arrays of shape N×H×W×C (C is 1 or 3), or array-likes of that shape
+    that decode on slicing (:class:`~latent_atlas.datasets.lazy.LazyImages`); labels are
+    ``int64`` in ``0 .. len(class_names) - 1``.
     """
 
     name: str
@@ -88,7 +89,8 @@ class Dataset:
             x, y = self.split(split)
             if len(x) > limit:
                 keep = np.sort(rng.choice(len(x), size=limit, replace=False))
-                x, y = x[keep], y[keep]
+                x = x.take_lazy(keep) if hasattr(x, "take_lazy") else x[keep]
+                y = y[keep]
             parts[f"x_{split}"], parts[f"y_{split}"] = x, y
         return replace(self, **parts, info={**self.info, "limit": limit, "limit_seed": seed})
 

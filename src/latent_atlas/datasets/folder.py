@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from latent_atlas.datasets.base import Dataset, require_dir, to_array
+from latent_atlas.datasets.lazy import LazyImages, conform, read_header
 from latent_atlas.errors import DatasetError
 from latent_atlas.progress import progress_bar
 
+LAZY_ABOVE = 50_000  # images: larger folders are read lazily
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -20,12 +22,17 @@ def load_folder(
     *,
     image_size: tuple[int, int] | None = None,
     progress: bool = True,
+    lazy: bool | None = None,
 ) -> Dataset:
     """Load ``root/train/<class>/*`` and ``root/test/<class>/*``.
 
     Classes are the union of the class folders of both splits, sorted by name. Images of
     mixed sizes are resized (bilinear) to ``image_size`` (H, W), or when it is None to the most
     common size; a mix of grey and colour images is loaded as colour.
+
+    With ``lazy`` (the default above ``LAZY_ABOVE`` images) only the files' headers are read
+    now: the images are :class:`~latent_atlas.datasets.lazy.LazyImages`, decoded batch by batch
+    when a step slices them, so memory does not grow with the number of images.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -54,6 +61,11 @@ def load_folder(
     if not files["test"]:
         raise DatasetError(f"folder: {root}/test holds no images")
 
+    n_images = sum(len(items) for items in files.values())
+    if lazy is None:
+        lazy = n_images > LAZY_ABOVE
+    if lazy:
+        return _lazy_dataset(root, classes, files, image_size, progress)
     loaded: dict[str, list[np.ndarray]] = {}
     for split, items in files.items():
         loaded[split] = []
@@ -70,36 +82,55 @@ def load_folder(
     sizes = Counter(im.shape[:2] for im in all_images)
     target = tuple(image_size) if image_size else sizes.most_common(1)[0][0]
     channels = 3 if any(im.shape[2] == 3 for im in all_images) else 1
-    resized = len(sizes) > 1 or (image_size is not None and target not in sizes)
     parts: dict[str, np.ndarray] = {}
     for split, images in loaded.items():
-        arr = [_conform(im, target, channels) for im in images]
+        arr = [conform(im, target, channels) for im in images]
         h, w = target
         parts[f"x_{split}"] = np.stack(arr) if arr else np.zeros((0, h, w, channels), np.uint8)
         parts[f"y_{split}"] = np.array([lab for _, lab in files[split]], dtype=np.int64)
+    info = _size_info(sizes, target, image_size)
+    return Dataset(name="folder", class_names=classes, source=str(root), info=info, **parts)
+
+
+def _lazy_dataset(
+    root: Path,
+    classes: list[str],
+    files: dict[str, list[tuple[Path, int]]],
+    image_size: tuple[int, int] | None,
+    progress: bool,
+) -> Dataset:
+    """The folder as :class:`LazyImages`: headers are read now, pixels when sliced."""
+    sizes: Counter = Counter()
+    channels = 1
+    for split, items in files.items():
+        for path, _ in progress_bar(
+            items, desc=f"scan {split}", unit="img", enabled=progress, leave=False
+        ):
+            size, c = read_header(path)
+            sizes[size] += 1
+            channels = max(channels, c)
+    target = tuple(image_size) if image_size else sizes.most_common(1)[0][0]
+    parts: dict[str, object] = {}
+    for split, items in files.items():
+        parts[f"x_{split}"] = LazyImages([p for p, _ in items], target, channels)
+        parts[f"y_{split}"] = np.array([lab for _, lab in items], dtype=np.int64)
+    info = {**_size_info(sizes, target, image_size), "lazy": True}
+    return Dataset(name="folder", class_names=classes, source=str(root), info=info, **parts)
+
+
+def _size_info(
+    sizes: Counter, target: tuple[int, int], image_size: tuple[int, int] | None
+) -> dict[str, object]:
     info: dict[str, object] = {"image_size": list(target)}
-    if resized:
+    if len(sizes) > 1 or (image_size is not None and target not in sizes):
         info["resized_from"] = sorted(f"{h}x{w}" for h, w in sizes)
         n_resized = sum(n for size, n in sizes.items() if size != tuple(target))
         logging.getLogger("latent_atlas").warning(
             "folder: %d of %d images resized to %dx%d (sizes found: %s)",
             n_resized,
-            len(all_images),
+            sum(sizes.values()),
             target[0],
             target[1],
-            ", ".join(info["resized_from"]),
+            ", ".join(info["resized_from"]),  # type: ignore[arg-type]
         )
-    return Dataset(name="folder", class_names=classes, source=str(root), info=info, **parts)
-
-
-def _conform(image: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
-    from PIL import Image
-
-    if image.shape[2] != channels:
-        image = np.repeat(image, 3, axis=2)
-    if image.shape[:2] != tuple(size):
-        mode = "L" if channels == 1 else "RGB"
-        pil = Image.fromarray(image[:, :, 0] if channels == 1 else image, mode=mode)
-        pil = pil.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        image = np.asarray(pil).reshape(size[0], size[1], channels)
-    return image
+    return info

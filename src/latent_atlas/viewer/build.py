@@ -121,7 +121,8 @@ def build_viewer(
         run_dir: a run directory with ``manifest.json`` and ``projections.parquet``.
         out: where to write the page (default ``run_dir/viewer.html``); written atomically.
         max_thumbnails: at most this many points (a seeded sample when there are more) get a
-            thumbnail and latent-space neighbours; every point is drawn. ``None``: all.
+            thumbnail and latent-space neighbours; every point is drawn (above
+            ``payload.MAX_POINTS`` points, a seeded sample of that many). ``None``: all.
         k: neighbours per point, found in the original latent space (``activations.npy``).
         seed: seed of the thumbnail sample and of the drawing order.
 

@@ -24,6 +24,7 @@ from latent_atlas.viewer.sprites import build_sprites
 
 MANIFEST = "manifest.json"
 PROJECTIONS = "projections.parquet"
+MAX_POINTS = 200_000  # points drawn one by one; a larger run shows a seeded sample of this many
 MAX_ATLAS_BYTES = 32 * 2**20  # larger atlas PNGs are left out of the page (with a note)
 ATLAS_WEBP_FROM = 256 * 2**10  # larger atlas PNGs are embedded as lossy WebP
 ATLAS_WEBP_QUALITY = 90
@@ -196,18 +197,38 @@ def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
 
 
 def build_payload(
-    run_dir: Path, *, max_thumbnails: int | None = 10_000, k: int = 10, seed: int = 0
+    run_dir: Path,
+    *,
+    max_thumbnails: int | None = 10_000,
+    k: int = 10,
+    seed: int = 0,
+    max_points: int | None = MAX_POINTS,
 ) -> dict[str, Any]:
-    """Everything the page shows, read from ``run_dir``."""
+    """Everything the page shows, read from ``run_dir``.
+
+    Above ``max_points`` points the page shows a seeded sample of that many (and says so);
+    hovering still reports each point's row in the run.
+    """
     if k < 0:
         raise ConfigError(f"k must be at least 0, got {k}")
     if max_thumbnails is not None and max_thumbnails < 0:
         raise ConfigError(f"max_thumbnails must be at least 0, got {max_thumbnails}")
+    if max_points is not None and max_points < 1:
+        raise ConfigError(f"max_points must be at least 1, got {max_points}")
     manifest, table = read_run(run_dir)
     notes: list[str] = []
-    n = len(table["label"])
-    if n == 0:
+    n_total = len(table["label"])
+    if n_total == 0:
         raise LatentAtlasError(f"{run_dir / PROJECTIONS} has no rows")
+    rows = sample_indices(n_total, max_points, seed)  # the rows of the run that are drawn
+    if len(rows) < n_total:
+        table = {name: np.asarray(col)[rows] for name, col in table.items()}
+        table.setdefault("index", rows)
+        notes.append(
+            f"{n_total:,} points are too many to draw one by one: the maps show a seeded "
+            f"sample (seed {seed}) of {len(rows):,}"
+        )
+    n = len(rows)
     maps = map_methods(table, manifest)
     payload: dict[str, Any] = {
         "format": 1,
@@ -228,10 +249,12 @@ def build_payload(
     if len(sample) < n:
         notes.append(
             f"thumbnails and neighbours cover a seeded sample (seed {seed}) of {len(sample):,} "
-            f"of the {n:,} points; every point is drawn"
+            f"of the {n:,} points drawn"
         )
-    payload["thumbs"] = _thumbs(run_dir / "images.npy", sample, n, notes)
-    payload["neighbours"] = _neighbours(run_dir / "activations.npy", sample, n, k, notes)
+    payload["thumbs"] = _thumbs(run_dir / "images.npy", rows[sample], n_total, notes)
+    payload["neighbours"] = _neighbours(
+        run_dir / "activations.npy", rows[sample], n_total, k, notes
+    )
     return payload
 
 
