@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 POOLING = ("avg", "max", "flatten")
 # Images per forward pass when extracting. Small batches keep a conv layer's activations in the
-# CPU caches: the seed CNN extracts about 1.7x faster with 64 than with 256 on this machine
-# (bench/RESULTS.md, "thread policy and batch size").
+# CPU caches: the seed CNN extracts 1.4-2x faster with 64 than with 256 on the 2-core machine
+# (bench/RESULTS.md, "thread policy and extraction batch size").
 EXTRACT_BATCH = 64
 # When streaming, hand freed heap memory back to the OS every this many batches: decoded
 # images and torch's intermediates interleave on glibc's heap, which otherwise keeps the freed

@@ -11,11 +11,11 @@ Both can be overridden: the environment variable by the user, the thread count b
 ``--threads`` / ``configure_threads(n)``.
 
 Why passive (measured on the 2-core machine, seed CNN, bench/RESULTS.md): with both cores
-loaded by another process, passive waiting trains 1.4-1.8x and extracts about 2x faster than
+loaded by another process, passive waiting trains 1.6-2.5x and extracts 1.5-2x faster than
 OpenMP's default spinning (which drops to a few hundred images per second when a spinning
-thread holds a core the other needs); on an idle machine it costs 5-15%. Bounded spinning
-(``GOMP_SPINCOUNT`` 1,000-30,000) lands in between and was less predictable under load, so the
-project takes the policy that does not collapse on a shared machine.
+thread holds a core the other needs); on an idle machine it costs 7-20%. Bounded spinning
+(``GOMP_SPINCOUNT``) lands in between and swings from run to run under load, so the project
+takes the policy that does not collapse on a shared machine.
 """
 
 from __future__ import annotations
