@@ -135,6 +135,19 @@ def test_run_is_reproducible(digits_run, tmp_path):
         np.testing.assert_array_equal(np.load(out / name), np.load(other / name))
 
 
+def test_improved_recipe_options_train_another_model(digits_run, tmp_path):
+    out, argv = digits_run
+    other = tmp_path / "improved"
+    argv = [a if a != str(out) else str(other) for a in argv]
+    assert main([*argv, "--methods", "pca", "--augment", "--lr-schedule", "cosine"]) == 0
+    manifest = json.loads((other / "manifest.json").read_text())
+    assert manifest["config"]["augment"] is True
+    assert manifest["config"]["lr_schedule"] == "cosine"
+    assert not np.array_equal(np.load(out / "activations.npy"), np.load(other / "activations.npy"))
+    with pytest.raises(SystemExit):  # argparse: not one of the choices
+        main([*argv, "--lr-schedule", "linear"])
+
+
 def test_project_maps_features_you_already_have(tmp_path, capsys):
     from sklearn.datasets import load_digits
 

@@ -390,6 +390,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="early-stop on 10%% of the train split (default) or, as the seed, on the test split",
     )
     p.add_argument(
+        "--augment",
+        action="store_true",
+        help="train with random crops (4-pixel padding) and horizontal flips (not the seed's)",
+    )
+    p.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="learning rate: constant as the seed (default), or cosine decay to zero",
+    )
+    p.add_argument(
         "--layer",
         default="dense",
         help="layer to extract (default: dense; `latent-atlas layers MODEL` lists them)",
@@ -508,6 +519,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         validation=args.validation,
+        augment=args.augment,
+        lr_schedule=args.lr_schedule,
         layer=args.layer,
         pool=args.pool,
         threads=args.threads,

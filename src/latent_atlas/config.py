@@ -124,6 +124,8 @@ class RunConfig:
     epochs: int = 50
     batch_size: int = 128
     validation: str = "split"
+    augment: bool = False
+    lr_schedule: str = "constant"
     layer: str = "dense"
     pool: str = "avg"
     threads: int | None = None
@@ -163,6 +165,10 @@ class RunConfig:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(
+                f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"
+            )
         self.preprocess.check()
         if self.external_model:
             check_spec(self.model, self.checkpoint, self.model_args)

@@ -119,7 +119,13 @@ def default_run_dir(config: RunConfig) -> Path:
     """``runs/<dataset>-<hash of the config>``: the same arguments give the same directory."""
     d = config.to_dict()
     # options added after the seed pipeline count only when set, so its directories stay put
-    for key, unset in (("checkpoint", None), ("model_args", {}), ("preprocess", _SEED_PRE)):
+    for key, unset in (
+        ("checkpoint", None),
+        ("model_args", {}),
+        ("preprocess", _SEED_PRE),
+        ("augment", False),
+        ("lr_schedule", "constant"),
+    ):
         if d.get(key) == unset:
             d.pop(key, None)
     return Path("runs") / f"{config.dataset}-{fingerprint(d)[:8]}"
@@ -186,6 +192,8 @@ def _run(config: RunConfig, out: str | Path | None, progress: bool, client: Any)
             "batch_size": config.batch_size,
             "validation": config.validation,
         }
+        if config.augment or config.lr_schedule != "constant":  # (old keys stay valid)
+            train_key.update(augment=config.augment, lr_schedule=config.lr_schedule)
     extract_key = {
         **train_key,
         "layer": config.layer,
@@ -319,6 +327,8 @@ def _train_seed(
             epochs=config.epochs,
             batch_size=config.batch_size,
             validation=config.validation,
+            augment=config.augment,
+            lr_schedule=config.lr_schedule,
             seed=config.seed,
             threads=config.threads,
         )
