@@ -28,6 +28,7 @@ TORCH_FREE = [
     "maps",
     "jitcache",
     "palette",
+    "sampling",
     "viewer",
     "preprocess",
 ]

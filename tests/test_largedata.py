@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from latent_atlas.errors import ConfigError
-from latent_atlas.largedata import LargeDataRecipe, chunk_indices, fit_large, sample_indices
+from latent_atlas.largedata import LargeDataRecipe, chunk_indices, fit_large
 from latent_atlas.metrics import knn_accuracy, trustworthiness
 from latent_atlas.reducers import get_reducer
+from latent_atlas.sampling import seeded_sample
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def test_recipe_maps_every_point(blobs, method):
     expected = "fit on sample → transform the rest"
     assert info["recipe"] == expected + (" → refine all points" if method == "tsne" else "")
     if method != "tsne":  # (t-SNE's refinement moves every point, the sample's too)
-        sample = sample_indices(3000, 600, 0)
+        sample = seeded_sample(3000, 600, 0)
         np.testing.assert_array_equal(emb[sample], reducer.embedding_)
     if method != "pca":
         assert knn_accuracy(emb, y) > 0.95
@@ -42,9 +43,9 @@ def test_recipe_maps_every_point(blobs, method):
 
 
 def test_chunks_and_sample_are_seeded_and_complete():
-    s = sample_indices(100, 30, seed=4)
+    s = seeded_sample(100, 30, seed=4)
     assert len(np.unique(s)) == 30 and np.all(np.diff(s) > 0)
-    np.testing.assert_array_equal(s, sample_indices(100, 30, seed=4))
+    np.testing.assert_array_equal(s, seeded_sample(100, 30, seed=4))
     chunks = chunk_indices(np.arange(10), 4)
     assert [c.tolist() for c in chunks] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     with pytest.raises(ConfigError, match="threshold ≥ sample"):

@@ -26,6 +26,7 @@ import numpy as np
 
 from latent_atlas.errors import ConfigError
 from latent_atlas.reducers import Reducer, TSNEReducer
+from latent_atlas.sampling import seeded_sample
 
 log = logging.getLogger("latent_atlas")
 
@@ -60,11 +61,6 @@ def map_chunks_here(reducer: Reducer, X: np.ndarray, chunks: Sequence[np.ndarray
     return [reducer.transform(X[c]) for c in chunks]
 
 
-def sample_indices(n: int, size: int, seed: int) -> np.ndarray:
-    """The seeded, sorted sample the map is fitted on."""
-    return np.sort(np.random.default_rng(seed).choice(n, size=min(size, n), replace=False))
-
-
 def chunk_indices(rest: np.ndarray, chunk: int) -> list[np.ndarray]:
     """``rest`` cut into consecutive pieces of at most ``chunk`` indices."""
     return [rest[i : i + chunk] for i in range(0, len(rest), chunk)]
@@ -84,7 +80,7 @@ def fit_large(
     n = len(X)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    sample = sample_indices(n, recipe.sample, seed)
+    sample = seeded_sample(n, recipe.sample, seed)
     log.info("large data: fitting on a seeded sample of %d of %d points", len(sample), n)
     reducer.fit(np.asarray(X[sample]))
     timings["fit_sample"] = time.perf_counter() - t0

@@ -27,12 +27,12 @@ from latent_atlas.largedata import (
     chunk_indices,
     fit_large,
     map_chunks_here,
-    sample_indices,
 )
 from latent_atlas.latent import LatentSpace
 from latent_atlas.plotting import ComparisonDisplay, ScatterDisplay
 from latent_atlas.reducers import get_reducer
 from latent_atlas.runs import Run
+from latent_atlas.sampling import seeded_sample
 from latent_atlas.viewer import ensure_viewer
 
 log = logging.getLogger("latent_atlas")
@@ -120,7 +120,7 @@ def fit_method(
         try:
             if config.transform_needed:
                 if large:
-                    sample = sample_indices(len(fit_x), config.large.sample, config.seed)
+                    sample = seeded_sample(len(fit_x), config.large.sample, config.seed)
                     reducer.fit(np.asarray(fit_x[sample]))
                 else:
                     reducer.fit(fit_x)

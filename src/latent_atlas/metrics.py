@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from latent_atlas.errors import ConfigError
+from latent_atlas.sampling import seeded_sample
 
 BLOCK_BYTES = 64 * 2**20  # memory for one block of distance rows
 MAX_SAMPLES = 10_000
@@ -311,10 +312,7 @@ def evaluate_maps(
     for name, emb in embeddings.items():
         if len(emb) != n_total:
             raise ConfigError(f"{name}: {len(emb)} points but the data has {n_total}")
-    sample = np.arange(n_total)
-    if max_samples is not None and n_total > max_samples:
-        rng = np.random.default_rng(random_state)
-        sample = np.sort(rng.choice(n_total, max_samples, replace=False))
+    sample = seeded_sample(n_total, max_samples, random_state)
     Xs = X[sample]
     n = len(Xs)
     if n < 4:

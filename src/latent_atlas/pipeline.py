@@ -24,6 +24,7 @@ from latent_atlas.latent import LatentSpace
 from latent_atlas.maps import atlas_for_run, digest, map_latent_space
 from latent_atlas.preprocess import Preprocess
 from latent_atlas.runs import Run, fingerprint
+from latent_atlas.sampling import seeded_sample
 
 log = logging.getLogger("latent_atlas")
 
@@ -98,9 +99,7 @@ def _latent_summary(run: Run, latent: LatentSpace, seed: int) -> dict[str, Any]:
     from latent_atlas.metrics import MAX_SAMPLES, knn_accuracy
 
     n = len(latent.features)
-    sample = np.arange(n)
-    if n > MAX_SAMPLES:
-        sample = np.sort(np.random.default_rng(seed).choice(n, MAX_SAMPLES, replace=False))
+    sample = seeded_sample(n, MAX_SAMPLES, seed)
     summary = {
         "n_samples": n,
         "n_features": int(latent.features.shape[1]),

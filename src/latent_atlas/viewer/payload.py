@@ -19,6 +19,7 @@ import numpy as np
 from latent_atlas.errors import ConfigError, LatentAtlasError
 from latent_atlas.fileio import load_npy, load_table
 from latent_atlas.palette import class_colors_uint8
+from latent_atlas.sampling import seeded_sample
 from latent_atlas.viewer.scores import metrics_table, number
 from latent_atlas.viewer.sprites import build_sprites
 
@@ -173,13 +174,6 @@ def _atlas_url(png: Path) -> str | None:
     return f"data:image/{kind};base64," + base64.b64encode(data).decode()
 
 
-def sample_indices(n: int, max_thumbnails: int | None, seed: int) -> np.ndarray:
-    """All points, or a seeded sorted sample of ``max_thumbnails`` of them."""
-    if max_thumbnails is None or n <= max_thumbnails:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, max_thumbnails, replace=False))
-
-
 def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
     """Indices (S×k) of each row's k nearest other rows (Euclidean), nearest first."""
     from sklearn.neighbors import NearestNeighbors
@@ -220,7 +214,7 @@ def build_payload(
     n_total = len(table["label"])
     if n_total == 0:
         raise LatentAtlasError(f"{run_dir / PROJECTIONS} has no rows")
-    rows = sample_indices(n_total, max_points, seed)  # the rows of the run that are drawn
+    rows = seeded_sample(n_total, max_points, seed)  # the rows of the run that are drawn
     if len(rows) < n_total:
         table = {name: np.asarray(col)[rows] for name, col in table.items()}
         table.setdefault("index", rows)
@@ -240,7 +234,7 @@ def build_payload(
         "atlases": atlases_of(run_dir, manifest, notes),
         "notes": notes,
     }
-    sample = sample_indices(n, max_thumbnails, seed)
+    sample = seeded_sample(n, max_thumbnails, seed)
     payload["sample"] = {
         "size": len(sample),
         "seed": seed,
