@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from latent_atlas.errors import ConfigError
+from latent_atlas.fileio import as_array_like
 from latent_atlas.palette import class_colors_uint8
 
 MODES = ("nearest", "grid", "bins")
@@ -367,8 +368,7 @@ def render_atlas(
     colour; with ``labels`` and ``predictions``, misclassified samples get a black corner mark.
     Grey images stay grey unless a frame or mark needs colour.
     """
-    if not all(hasattr(images, a) for a in ("ndim", "dtype", "shape")):
-        images = np.asarray(images)  # (memory maps and lazy images are sliced, not copied)
+    images = as_array_like(images)  # (memory maps and lazy images are sliced, not copied)
     if images.ndim == 3:
         images = images[:, :, :, None]
     if images.ndim != 4 or images.dtype != np.uint8:

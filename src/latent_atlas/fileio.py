@@ -43,13 +43,25 @@ def _umask() -> int:
     return mask
 
 
+def is_array_like(values: object) -> bool:
+    """Whether ``values`` already behaves like an array that slices (an ndarray, a memory map,
+    :class:`~latent_atlas.datasets.lazy.LazyImages`), so it need not be copied into one."""
+    return all(hasattr(values, a) for a in ("shape", "dtype", "ndim", "__getitem__"))
+
+
+def as_array_like(values: object) -> np.ndarray:
+    """``values`` itself when :func:`is_array_like`, else ``np.asarray(values)``: memory maps and
+    lazily decoded images are sliced where they are used, never copied whole."""
+    return values if is_array_like(values) else np.asarray(values)  # type: ignore[return-value]
+
+
 def save_npy(path: str | os.PathLike[str], array: np.ndarray, chunk: int = 4096) -> Path:
     """Save one array as ``.npy`` (no pickle), atomically.
 
     An array-like that is not an ndarray (lazily decoded images, say) is written ``chunk`` rows
     at a time into a memory-mapped file, so it is never whole in memory.
     """
-    if isinstance(array, np.ndarray) or not hasattr(array, "shape"):
+    if isinstance(array, np.ndarray) or not is_array_like(array):
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, np.asarray(array), allow_pickle=False)
         return Path(path)

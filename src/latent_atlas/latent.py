@@ -14,7 +14,7 @@ import numpy as np
 
 from latent_atlas.datasets.base import as_labels
 from latent_atlas.errors import ConfigError, LatentAtlasError
-from latent_atlas.fileio import load_npy, save_npy
+from latent_atlas.fileio import as_array_like, load_npy, save_npy
 
 MMAP_ABOVE = 256 * 2**20  # bytes: larger arrays are memory-mapped when a run is loaded
 FILES = {
@@ -52,9 +52,7 @@ class LatentSpace:
                 f"({len(self.class_names)} names given)"
             )
         if self.images is not None:
-            imgs = self.images
-            if not _is_lazy(imgs):  # (lazy images keep their files until sliced)
-                imgs = np.asarray(imgs)
+            imgs = as_array_like(self.images)  # (lazy images keep their files until sliced)
             if imgs.ndim == 3:
                 imgs = imgs[:, :, :, None]
             if imgs.ndim != 4 or imgs.dtype != np.uint8 or imgs.shape[3] not in (1, 3):
@@ -120,13 +118,6 @@ class LatentSpace:
             labels = arrays["labels"]
             class_names = [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
         return cls(class_names=class_names, **arrays)
-
-
-def _is_lazy(array: object) -> bool:
-    """An array-like that decodes on slicing (for example ``LazyImages``), not an ndarray."""
-    return not isinstance(array, np.ndarray) and all(
-        hasattr(array, a) for a in ("shape", "dtype", "ndim", "__getitem__")
-    )
 
 
 def _is_file_of(array: np.ndarray, path: Path) -> bool:

@@ -28,6 +28,7 @@ from latent_atlas.activations import (
     pool_features,
 )
 from latent_atlas.errors import ConfigError
+from latent_atlas.fileio import as_array_like
 from latent_atlas.preprocess import Preprocess
 from latent_atlas.progress import progress_bar
 
@@ -181,8 +182,7 @@ class LoadedModel:
         """
         check_pool(pool)
         self.check_layer(layer)
-        if not all(hasattr(images, a) for a in ("shape", "__getitem__")):
-            images = np.asarray(images)  # (lazy images are decoded batch by batch below)
+        images = as_array_like(images)  # (lazy images are decoded batch by batch below)
         if len(images) == 0:
             raise ConfigError("no images to extract activations from")
         if batch_size < 1:

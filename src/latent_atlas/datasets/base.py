@@ -11,6 +11,7 @@ import numpy as np
 from latent_atlas.errors import DatasetError
 
 SPLITS = ("train", "test")
+GREY_MODES = ("L", "1", "I;16", "I", "F")  # PIL modes decoded as one channel
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def decode_image(data: bytes, where: str) -> np.ndarray:
 def to_array(img: object) -> np.ndarray:
     """A PIL image as uint8 H×W×1 (grey) or H×W×3 (anything else)."""
     mode = img.mode  # type: ignore[attr-defined]
-    if mode in ("L", "1", "I;16", "I", "F"):
+    if mode in GREY_MODES:
         arr = np.asarray(img.convert("L"))[:, :, None]  # type: ignore[attr-defined]
     else:
         arr = np.asarray(img.convert("RGB"))  # type: ignore[attr-defined]

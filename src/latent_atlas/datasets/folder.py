@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latent_atlas.datasets.base import Dataset, require_dir, to_array
-from latent_atlas.datasets.lazy import LazyImages, conform, read_header
+from latent_atlas.datasets.base import Dataset, require_dir
+from latent_atlas.datasets.lazy import LazyImages, conform, read_header, read_image
 from latent_atlas.errors import DatasetError
 from latent_atlas.progress import progress_bar
 
@@ -34,8 +34,6 @@ def load_folder(
     now: the images are :class:`~latent_atlas.datasets.lazy.LazyImages`, decoded batch by batch
     when a step slices them, so memory does not grow with the number of images.
     """
-    from PIL import Image, UnidentifiedImageError
-
     root = require_dir(data_dir, "folder", "pass --data-dir ROOT with ROOT/train/<class>/*.png")
     splits = {s: root / s for s in ("train", "test")}
     if not splits["test"].is_dir():
@@ -72,11 +70,7 @@ def load_folder(
         for path, _ in progress_bar(
             items, desc=f"read {split}", unit="img", enabled=progress, leave=False
         ):
-            try:
-                with Image.open(path) as img:
-                    loaded[split].append(to_array(img))
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DatasetError(f"folder: {path} is not a readable image ({exc})") from None
+            loaded[split].append(read_image(path))
 
     all_images = [im for ims in loaded.values() for im in ims]
     sizes = Counter(im.shape[:2] for im in all_images)

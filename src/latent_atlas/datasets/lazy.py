@@ -11,15 +11,15 @@ It pickles as its file list, so Dask workers can read their own shards.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from latent_atlas.datasets.base import GREY_MODES, to_array
 from latent_atlas.errors import DatasetError
-
-GREY_MODES = ("L", "1", "I;16", "I", "F")  # decoded as one channel (see base.to_array)
 
 
 class LazyImages:
@@ -81,27 +81,32 @@ class LazyImages:
         )
 
     def _read(self, path: str) -> np.ndarray:
-        from PIL import Image, UnidentifiedImageError
-
-        from latent_atlas.datasets.base import to_array
-
-        try:
-            with Image.open(path) as img:
-                return conform(to_array(img), self.size, self.channels)
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DatasetError(f"folder: {path} is not a readable image ({exc})") from None
+        return conform(read_image(path), self.size, self.channels)
 
 
-def read_header(path: Path) -> tuple[tuple[int, int], int]:
-    """``((H, W), channels)`` of an image file, from its header alone (no pixels decoded)."""
+@contextmanager
+def _opened(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """The PIL image of a file; any failure to read it is one clear ``DatasetError``."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
-            w, h = img.size
-            return (h, w), 1 if img.mode in GREY_MODES else 3
+            yield img
     except (UnidentifiedImageError, OSError) as exc:
         raise DatasetError(f"folder: {path} is not a readable image ({exc})") from None
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """An image file as uint8 H×W×1 (grey) or H×W×3 (see ``base.to_array``)."""
+    with _opened(path) as img:
+        return to_array(img)
+
+
+def read_header(path: Path) -> tuple[tuple[int, int], int]:
+    """``((H, W), channels)`` of an image file, from its header alone (no pixels decoded)."""
+    with _opened(path) as img:
+        w, h = img.size
+        return (h, w), 1 if img.mode in GREY_MODES else 3
 
 
 def conform(image: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
