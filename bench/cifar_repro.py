@@ -25,6 +25,7 @@ from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
 OUT = Path(__file__).resolve().parent / "out" / "cifar_repro"
+KERAS_OUT = OUT.parent / "keras_repro"  # written by bench/keras_repro.py
 RECIPES = {
     "seed": {"epochs": 50, "validation": "test"},
     "improved": {"epochs": 40, "validation": "split", "augment": True, "lr_schedule": "cosine"},
@@ -101,6 +102,37 @@ def report() -> None:
             )
         elif accs:
             print(f"- {recipe}: test accuracy {accs[0]:.4f}, loss {losses[0]:.4f} (one seed)")
+    keras = [json.loads(p.read_text()) for p in sorted(KERAS_OUT.glob("seed*.json"))]
+    ours = [r for r in runs if r["recipe"] == "seed"]
+    if len(keras) > 1 and len(ours) > 1:
+        compare_with_keras(ours, keras)
+
+
+def compare_with_keras(ours: list[dict], keras: list[dict]) -> None:
+    """Our seed recipe against the seed's Keras listing over seeds: means, Welch's 95% interval
+    of the difference, and the mean learning curves epoch by epoch."""
+    from scipy import stats
+
+    a = [r["test_accuracy"] for r in ours]
+    b = [r["test_accuracy"] for r in keras]
+    test = stats.ttest_ind(a, b, equal_var=False)
+    ci = test.confidence_interval(0.95)
+    print(
+        f"- seed recipe against the seed's Keras listing ({len(b)} seeds, bench/keras_repro.py): "
+        f"{statistics.mean(a):.4f} ± {statistics.stdev(a):.4f} vs {statistics.mean(b):.4f} ± "
+        f"{statistics.stdev(b):.4f}; difference {statistics.mean(a) - statistics.mean(b):+.4f} "
+        f"(Welch 95% interval {ci.low:+.4f} to {ci.high:+.4f}, p = {test.pvalue:.2f}); best "
+        f"epochs {sorted(r['best_epoch'] for r in ours)} vs "
+        f"{sorted(r['best_epoch'] for r in keras)}"
+    )
+    epochs = min(min(len(r["history"]) for r in runs) for runs in (ours, keras))
+    print()
+    print("| epoch | " + " | ".join(str(e) for e in range(1, epochs + 1)) + " |")
+    print("|---|" + "---:|" * epochs)
+    for name, runs in (("latent-atlas", ours), ("Keras", keras)):
+        for key in ("accuracy", "val_accuracy"):
+            means = [statistics.mean(r["history"][e][key] for r in runs) for e in range(epochs)]
+            print(f"| {name} {key} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
 
 
 def main() -> None:
