@@ -177,6 +177,19 @@ def test_improved_recipe_trains_and_is_deterministic(tiny_npz):
         TrainConfig(lr_schedule="step").check()
 
 
+def test_torch_free_config_names_the_same_training_options():
+    """config.py (torch-free, checked before torch loads) and training.py keep equal tuples."""
+    from latent_atlas import config, training
+    from latent_atlas.pipeline import RunConfig
+
+    assert config.LR_SCHEDULES == training.LR_SCHEDULES
+    assert config.VALIDATIONS == training.VALIDATION_CHOICES
+    with pytest.raises(ConfigError, match="lr_schedule must be one of constant, cosine"):
+        RunConfig(lr_schedule="step").check()
+    with pytest.raises(ConfigError, match="validation must be one of split, test"):
+        RunConfig(validation="val").check()
+
+
 def test_fused_inference_copy_keeps_every_layer_s_values(tiny_npz):
     from latent_atlas.activations import inference_model
 

@@ -345,6 +345,7 @@ def _map_config(args: argparse.Namespace) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     from latent_atlas import __version__
+    from latent_atlas.config import LR_SCHEDULES, VALIDATIONS
     from latent_atlas.datasets import available_datasets
 
     parser = argparse.ArgumentParser(
@@ -385,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128, help="training batch size (default: 128)")
     p.add_argument(
         "--validation",
-        choices=("split", "test"),
+        choices=VALIDATIONS,
         default="split",
         help="early-stop on 10%% of the train split (default) or, as the seed, on the test split",
     )
@@ -396,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--lr-schedule",
-        choices=("constant", "cosine"),
+        choices=LR_SCHEDULES,
         default="constant",
         help="learning rate: constant as the seed (default), or cosine decay to zero",
     )

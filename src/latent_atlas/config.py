@@ -20,6 +20,10 @@ from latent_atlas.reducers import REDUCERS, get_reducer
 
 DEFAULT_METHODS = ("pca", "tsne", "umap")
 SPLITS = ("test", "train")
+# the training options RunConfig checks before torch loads; training.py (which imports torch)
+# keeps the same tuples, and a test holds them and the CLI's choices equal
+VALIDATIONS = ("split", "test")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -165,9 +169,13 @@ class RunConfig:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.lr_schedule not in ("constant", "cosine"):
+        if self.validation not in VALIDATIONS:
             raise ConfigError(
-                f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}"
+                f"validation must be one of {', '.join(VALIDATIONS)}, got {self.validation!r}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
             )
         self.preprocess.check()
         if self.external_model:
