@@ -72,6 +72,12 @@ def test_lazy_folder_holds_the_same_images_as_the_eager_loader(tmp_path):
     save_npy(tmp_path / "lazy.npy", x, chunk=4)
     np.testing.assert_array_equal(load_npy(tmp_path / "lazy.npy"), e)
     assert digest(x) == digest(e)
+    # a chunked write that fails half-way leaves neither the file nor a temporary behind
+    with open(x.paths[5], "wb") as fh:
+        fh.write(b"broken")
+    with pytest.raises(DatasetError, match="not a readable image"):
+        save_npy(tmp_path / "broken.npy", x, chunk=4)
+    assert not (tmp_path / "broken.npy").exists() and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_grey_folders_stay_grey_and_unreadable_files_are_named(tmp_path):

@@ -12,12 +12,13 @@ torch is imported when a model runs: :class:`Activations`, :func:`pool_features`
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from latent_atlas.threads import prefer_passive_waiting
 
@@ -26,7 +27,7 @@ prefer_passive_waiting()
 import numpy as np  # noqa: E402
 
 from latent_atlas.errors import ConfigError  # noqa: E402
-from latent_atlas.fileio import atomic_path, load_npy  # noqa: E402
+from latent_atlas.fileio import load_npy, npy_writer  # noqa: E402
 from latent_atlas.progress import progress_bar  # noqa: E402
 
 if TYPE_CHECKING:
@@ -233,8 +234,7 @@ def extract_activations(
     probs: list[np.ndarray] = []
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(atomic_path(features_out)) if features_out else None
-        stream = None
+        stream = None  # the features file, opened once the first batch gives its width
         captured = stack.enter_context(capture_layer(fast, layer, pool))
         stack.enter_context(torch.inference_mode())
         for start in progress_bar(
@@ -248,19 +248,16 @@ def extract_activations(
             logits = fast(to_tensor(batch, channels_last=True))
             probs.append(torch.softmax(logits, 1).numpy())
             out = captured.pop().numpy()
-            if tmp is None:
+            if not features_out:
                 feats.append(out)
                 continue
             if stream is None:
-                stream = np.lib.format.open_memmap(
-                    tmp, mode="w+", dtype=np.float32, shape=(len(images), out.shape[1])
-                )
+                shape = (len(images), out.shape[1])
+                stream = stack.enter_context(npy_writer(features_out, np.float32, shape))
             stream[start : start + len(out)] = out
             if (start // batch_size) % TRIM_EVERY == TRIM_EVERY - 1:
                 _trim_heap()
-        if stream is not None:
-            stream.flush()
-            del stream
+        del stream  # (the writer flushes, closes and renames the file as the block ends)
     features = (
         load_npy(features_out, mmap=True)
         if features_out
@@ -277,17 +274,18 @@ def extract_activations(
 
 def _trim_heap() -> None:
     """Return freed heap pages to the OS (glibc's ``malloc_trim``; a no-op elsewhere)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None where the C library has none."""
     import ctypes
     import ctypes.util
 
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            _MALLOC_TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM = None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None

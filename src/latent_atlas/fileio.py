@@ -65,15 +65,25 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray, chunk: int = 4096)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, np.asarray(array), allow_pickle=False)
         return Path(path)
-    with atomic_path(path) as tmp:
-        out = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.dtype(array.dtype), shape=tuple(array.shape)
-        )
+    with npy_writer(path, array.dtype, array.shape) as out:
         for start in range(0, len(out), chunk):
             out[start : start + chunk] = array[start : start + chunk]
-        out.flush()
-        del out
     return Path(path)
+
+
+@contextlib.contextmanager
+def npy_writer(
+    path: str | os.PathLike[str], dtype: Any, shape: tuple[int, ...]
+) -> Iterator[np.ndarray]:
+    """A memory-mapped ``.npy`` of ``shape`` to fill in place; ``path`` appears, complete, only
+    when the block ends without an error (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+        try:
+            yield out
+            out.flush()
+        finally:
+            del out  # the map is closed before the file is renamed
 
 
 def load_npy(path: str | os.PathLike[str], mmap: bool = False) -> np.ndarray:
