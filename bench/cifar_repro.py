@@ -66,13 +66,17 @@ def train(recipe: str, seed: int) -> dict:
         OUT / f"{recipe}-seed{seed}.pt", model, "seed-cnn", extra={"class_names": ds.class_names}
     )
     (OUT / f"{recipe}-seed{seed}.json").write_text(json.dumps(record, indent=1))
-    print(
-        f"{recipe} seed {seed}: test accuracy {result.test_accuracy:.4f}, loss "
-        f"{result.test_loss:.4f}, best epoch {result.best_epoch}/{result.epochs_run}, "
-        f"{record['seconds_per_epoch']:.1f} s/epoch",
-        flush=True,
-    )
+    print(summary(f"{recipe} seed {seed}", record), flush=True)
     return record
+
+
+def summary(name: str, record: dict) -> str:
+    """One line for a finished training run (ours or the Keras listing's)."""
+    return (
+        f"{name}: test accuracy {record['test_accuracy']:.4f}, loss {record['test_loss']:.4f}, "
+        f"best epoch {record['best_epoch']}/{record['epochs_run']}, "
+        f"{record['seconds_per_epoch']:.1f} s/epoch"
+    )
 
 
 def report() -> None:

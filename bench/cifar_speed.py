@@ -160,11 +160,12 @@ def prepare() -> Path:
     return data
 
 
-def measure(python: str, code: str, data: Path, n: int) -> dict:
+def measure(python: str, code: str, *args: object) -> dict:
+    """Run ``code`` with ``python`` and ``args``; the JSON object its last output line holds."""
     env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)  # each side keeps its own thread policy
     done = subprocess.run(
-        [python, "-c", code, str(data), str(n)], capture_output=True, text=True, env=env
+        [python, "-c", code, *map(str, args)], capture_output=True, text=True, env=env
     )
     if done.returncode:
         sys.exit(f"failed:\n{done.stderr[-3000:]}")

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -95,23 +94,14 @@ print(json.dumps({"test_accuracy": acc, "test_loss": loss, "final_accuracy": fin
 
 def run(seed: int) -> dict:
     sys.path.insert(0, str(HERE))
-    from cifar_speed import prepare  # the same arrays as the speed benchmark
+    from cifar_repro import summary
+    from cifar_speed import measure, prepare  # the same arrays as the speed benchmark
 
     data = prepare()
     OUT.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.pop("OMP_WAIT_POLICY", None)
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    done = subprocess.run(
-        [str(TF_PYTHON), "-c", KERAS, str(data), str(seed), str(OUT / f"seed{seed}")],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if done.returncode:
-        sys.exit(f"failed:\n{done.stderr[-3000:]}")
-    record = json.loads(done.stdout.strip().splitlines()[-1])
+    record = measure(str(TF_PYTHON), KERAS, data, seed, OUT / f"seed{seed}")
     record.update(
         seed=seed,
         seconds=time.perf_counter() - t0,
@@ -121,12 +111,7 @@ def run(seed: int) -> dict:
         machine=f"{platform.machine()}, {os.cpu_count()} cores",
     )
     (OUT / f"seed{seed}.json").write_text(json.dumps(record, indent=1))
-    print(
-        f"keras seed {seed}: test accuracy {record['test_accuracy']:.4f}, loss "
-        f"{record['test_loss']:.4f}, best epoch {record['best_epoch']}/{record['epochs_run']}, "
-        f"{record['seconds_per_epoch']:.1f} s/epoch",
-        flush=True,
-    )
+    print(summary(f"keras seed {seed}", record), flush=True)
     return record
 
 
