@@ -24,12 +24,14 @@ Zen 4 retires two 256-bit FMA per cycle) × the clock measured by a large matrix
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +150,20 @@ while True:
 """
 
 
+@contextlib.contextmanager
+def cores_busy(busy: bool, settle: float = 3.0) -> Iterator[None]:
+    """With ``busy``, another process keeps every core busy with matrix products (``LOAD``)
+    while the block runs; ``settle`` seconds let it start first."""
+    burner = subprocess.Popen([sys.executable, "-c", LOAD]) if busy else None
+    if burner is not None:
+        time.sleep(settle)
+    try:
+        yield
+    finally:
+        if burner is not None:
+            burner.kill()
+
+
 def prepare() -> Path:
     data = OUT / "data"
     if not (data / "x_test.npy").is_file():
@@ -209,18 +225,11 @@ def main() -> None:
     rows = []
     raw: dict = {}
     for condition in ("idle", "loaded"):
-        burner = None
-        if condition == "loaded":
-            burner = subprocess.Popen([sys.executable, "-c", LOAD])
-            time.sleep(3)
         runs: dict[str, list[dict]] = {name: [] for name in sides}
-        try:
+        with cores_busy(condition == "loaded"):
             for _ in range(args.rounds):  # interleaved, so drifts in load hit every side alike
                 for name, (python, code) in sides.items():
                     runs[name].append(measure(python, code, data, args.train_images))
-        finally:
-            if burner:
-                burner.kill()
         for name, measured in runs.items():
             median = {k: float(np.median([m[k] for m in measured])) for k in ("train", "extract")}
             rows.append((condition, name, median))

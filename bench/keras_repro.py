@@ -26,7 +26,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "keras_repro"
-TF_PYTHON = HERE / "out" / "tf-venv" / "bin" / "python"
 
 KERAS = r"""
 import json, sys, time
@@ -95,7 +94,7 @@ print(json.dumps({"test_accuracy": acc, "test_loss": loss, "final_accuracy": fin
 def run(seed: int) -> dict:
     sys.path.insert(0, str(HERE))
     from cifar_repro import summary
-    from cifar_speed import measure, prepare  # the same arrays as the speed benchmark
+    from cifar_speed import TF_PYTHON, measure, prepare  # the speed benchmark's arrays
 
     data = prepare()
     OUT.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from cifar_speed import cores_busy  # noqa: E402  (the same load on the cores)
+
 DATA = HERE / "out" / "cifar_speed" / "data"
 POLICIES = {
     "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
@@ -69,13 +72,6 @@ for bs in (32, 64, 128, 256):
 print(" ".join(f"{v:.1f}" for v in out))
 """
 
-BURN = r"""
-import numpy as np
-a = np.random.default_rng(0).random((1500, 1500), dtype=np.float32)
-while True:
-    a = (a @ a) / 1500.0
-"""
-
 
 def measure(env_extra: dict[str, str]) -> list[float]:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
@@ -99,18 +95,11 @@ def main() -> None:
     print(f"| cores | policy | train img/s | {header} |")
     print("|---|---|---:|" + "---:|" * len(BATCHES))
     for condition in ("idle", "loaded"):
-        burn = None
-        if condition == "loaded":
-            burn = subprocess.Popen([sys.executable, "-c", BURN])
-            time.sleep(2)
-        try:
-            runs: dict[str, list[list[float]]] = {p: [] for p in POLICIES}
+        runs: dict[str, list[list[float]]] = {p: [] for p in POLICIES}
+        with cores_busy(condition == "loaded", settle=2.0):
             for _ in range(args.rounds):  # interleaved, so drifting load hits all alike
                 for name, extra in POLICIES.items():
                     runs[name].append(measure(extra))
-        finally:
-            if burn is not None:
-                burn.kill()
         for name, rows in runs.items():
             med = [statistics.median(col) for col in zip(*rows, strict=True)]
             cells = " | ".join(f"{v:,.0f}" for v in med)
