@@ -1,46 +1,54 @@
 """latent-atlas: see what a neural network has learned.
 
-The package is layered (see ``docs/ARCHITECTURE.md``)::
-
-    datasets -> models/training/activations (torch) -> reducers -> plotting, atlas, metrics
-             -> runs (artifacts) -> pipeline -> cli
-
-Importing ``latent_atlas`` does not import torch; the torch-backed steps live in
-:mod:`latent_atlas.models`, :mod:`latent_atlas.training` and :mod:`latent_atlas.activations`,
-and models of every framework load through :func:`latent_atlas.load_model` (its backends are
-imported with the model they run).
+The package's layers, which module owns what and the one diagram of how data flows are in
+``docs/ARCHITECTURE.md``. This module is the public API a notebook needs; its names are
+loaded when first used (PEP 562), so ``import latent_atlas`` loads nothing else, torch
+least of all.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import Any
 
-from latent_atlas.atlas import Atlas, build_atlas, render_atlas
-from latent_atlas.backends import LoadedModel, load_model
-from latent_atlas.datasets import Dataset, available_datasets, load_dataset
-from latent_atlas.errors import LatentAtlasError
-from latent_atlas.metrics import evaluate_maps, knn_accuracy, trustworthiness
-from latent_atlas.plotting import ComparisonDisplay, ScatterDisplay
-from latent_atlas.preprocess import Preprocess
-from latent_atlas.reducers import available_reducers, get_reducer
+from latent_atlas._version import __version__
 
-__all__ = [
-    "Atlas",
-    "ComparisonDisplay",
-    "Dataset",
-    "LatentAtlasError",
-    "LoadedModel",
-    "Preprocess",
-    "ScatterDisplay",
-    "__version__",
-    "available_datasets",
-    "available_reducers",
-    "build_atlas",
-    "evaluate_maps",
-    "get_reducer",
-    "knn_accuracy",
-    "load_dataset",
-    "load_model",
-    "render_atlas",
-    "trustworthiness",
-]
+# public name -> the module that defines it
+_EXPORTS = {
+    "Atlas": "atlas",
+    "build_atlas": "atlas",
+    "render_atlas": "atlas",
+    "LoadedModel": "backends",
+    "load_model": "backends",
+    "Dataset": "datasets",
+    "available_datasets": "datasets",
+    "load_dataset": "datasets",
+    "LatentAtlasError": "errors",
+    "evaluate_maps": "metrics",
+    "knn_accuracy": "metrics",
+    "trustworthiness": "metrics",
+    "ComparisonDisplay": "plotting",
+    "DensityDisplay": "plotting",
+    "QualityDisplay": "plotting",
+    "ScatterDisplay": "plotting",
+    "Preprocess": "preprocess",
+    "Reducer": "reducers",
+    "available_reducers": "reducers",
+    "get_reducer": "reducers",
+    "TrainingConfig": "recipes",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'latent_atlas' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"latent_atlas.{module}"), name)
+    globals()[name] = value  # found once; later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

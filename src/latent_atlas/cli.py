@@ -344,7 +344,7 @@ def _map_config(args: argparse.Namespace) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from latent_atlas import __version__
+    from latent_atlas._version import __version__
     from latent_atlas.config import LR_SCHEDULES, VALIDATIONS
     from latent_atlas.datasets import available_datasets
 

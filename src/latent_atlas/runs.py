@@ -123,6 +123,6 @@ class Run:
 
 
 def _version() -> str:
-    from latent_atlas import __version__
+    from latent_atlas._version import __version__
 
     return __version__

@@ -75,7 +75,7 @@ def viewer_key(
     page shows, the size and time of the images, activations and atlas files, the build
     options, the package version and the templates.
     """
-    from latent_atlas import __version__
+    from latent_atlas._version import __version__
 
     run = Path(run_dir)
     h = hashlib.sha256()
