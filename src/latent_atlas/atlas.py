@@ -1,14 +1,14 @@
 """Image atlases: which sample's image to show in each cell of a grid laid over a 2-D map.
 
 ``build_atlas`` decides (it never touches pixels); ``render_atlas`` draws. The map is first
-normalised, each dimension scaled to [0, 1] on its own (the seed's intent; its code overwrote
+normalised, each dimension scaled to [0, 1] on its own (the article's intent; its code overwrote
 column 0 with column 1). Three modes, one result type (:class:`Atlas`):
 
 ``nearest``
-    The seed's rule: grid points at ``linspace(0, 1, cols)`` (x, left to right) and
+    The article's rule: grid points at ``linspace(0, 1, cols)`` (x, left to right) and
     ``linspace(1, 0, rows)`` (y, top to bottom); each cell shows the sample nearest its grid
     point when it is closer than ``max_distance`` (default 0.05). Exact, ties to the lowest
-    sample index, through a k-d tree instead of the seed's O(grid × N) loop.
+    sample index, through a k-d tree instead of the article's O(grid × N) loop.
 ``grid``
     Every cell gets a distinct sample (or, with fewer samples than cells, every sample a distinct
     cell), chosen by an optimal assignment that minimises the total squared distance between the
@@ -24,6 +24,9 @@ column 0 with column 1). Three modes, one result type (:class:`Atlas`):
 
 Every mode reports, per cell, the chosen sample, its distance to the cell's grid point, how many
 points fall in the cell and, with ``labels``, the share of the cell's most common class (purity).
+
+Drawing lives in :mod:`latent_atlas.atlas_render`; ``render_atlas``, ``resize_tiles`` and
+``ERROR_MARK`` are importable from here as well.
 """
 
 from __future__ import annotations
@@ -34,15 +37,15 @@ from typing import Any
 
 import numpy as np
 
+from latent_atlas.atlas_render import ERROR_MARK as ERROR_MARK
+from latent_atlas.atlas_render import render_atlas as render_atlas
+from latent_atlas.atlas_render import resize_tiles as resize_tiles
 from latent_atlas.errors import ConfigError
-from latent_atlas.fileio import as_array_like
-from latent_atlas.palette import class_colors_uint8
 
 MODES = ("nearest", "grid", "bins")
-SEED_MAX_DISTANCE = 0.05
+ARTICLE_MAX_DISTANCE = 0.05  # the article's nearest-mode limit
 EDGE_BUDGET = 20_000_000  # candidate edges for the grid assignment before it turns approximate
 DENSE_BUDGET = 4_000_000  # cost-matrix entries up to which the dense solver is used
-ERROR_MARK = (0, 0, 0)  # fill of the corner mark on misclassified tiles
 
 
 @dataclass
@@ -113,7 +116,7 @@ def normalize_embedding(embedding: np.ndarray) -> np.ndarray:
 
 
 def grid_points(rows: int, cols: int, mode: str = "nearest") -> tuple[np.ndarray, np.ndarray]:
-    """x of each column and y of each row: the seed's ``linspace`` grid, or bin centres."""
+    """x of each column and y of each row: the article's ``linspace`` grid, or bin centres."""
     if mode == "bins":
         return (np.arange(cols) + 0.5) / cols, 1.0 - (np.arange(rows) + 0.5) / rows
     return np.linspace(0.0, 1.0, cols), np.linspace(1.0, 0.0, rows)
@@ -145,22 +148,13 @@ def build_atlas(
     """Choose the sample shown in each cell of a grid over the normalised embedding.
 
     ``grid_size`` is G (G×G) or (rows, cols). ``max_distance`` empties a cell whose sample is
-    that far or farther from its grid point; ``"auto"`` is the seed's 0.05 for ``nearest`` and
+    that far or farther from its grid point; ``"auto"`` is the article's 0.05 for ``nearest`` and
     no limit for ``grid`` and ``bins``. ``min_count`` is the fewest points a bin needs to show a
     sample (``bins``). ``labels`` give each cell's purity; ``features`` (N×D, the original latent
     space) choose the representative of a bin.
     """
     rows, cols = _grid_shape(grid_size)
-    if mode not in MODES:
-        raise ConfigError(f"unknown atlas mode {mode!r}; choose one of {', '.join(MODES)}")
-    if max_distance == "auto":
-        max_distance = SEED_MAX_DISTANCE if mode == "nearest" else None
-    if max_distance is not None and not (
-        isinstance(max_distance, int | float) and max_distance > 0
-    ):
-        raise ConfigError(f"max_distance must be positive (or None), got {max_distance!r}")
-    if int(min_count) < 1:
-        raise ConfigError(f"min_count must be at least 1, got {min_count}")
+    max_distance = _check_options(mode, max_distance, min_count)
     points = normalize_embedding(embedding)
     n = len(points)
     if labels is not None:
@@ -174,26 +168,13 @@ def build_atlas(
 
     if mode == "nearest":
         index, _ = nearest_exact(points, targets)
-    elif mode == "grid":
+    elif mode == "grid":  # (called from here: its warning's stacklevel names our caller)
         index, exact = assign_grid(points, targets)
         params["exact"] = exact
     else:
-        if features is not None:
-            features = np.asarray(features)
-            if features.ndim != 2 or len(features) != n:
-                raise ConfigError(f"{n} points but features of shape {features.shape}")
-        index = bin_representatives(points, cell_of, rows * cols, features, int(min_count))
-        params.update(
-            min_count=int(min_count),
-            representative=("latent mean" if features is not None else "2-D mean"),
-        )
+        index = _bins_index(points, cell_of, rows * cols, features, int(min_count), params)
 
-    dist = np.full(len(targets), np.nan)
-    filled = index >= 0
-    dist[filled] = _dist(points[index[filled]], targets[filled])
-    if max_distance is not None:
-        far = filled & ~(dist < max_distance)
-        index[far], dist[far] = -1, np.nan
+    dist = _cut_far(points, targets, index, max_distance)
     counts = np.bincount(cell_of, minlength=rows * cols)
     purity = _purity(cell_of, labels, rows * cols)
     return Atlas(
@@ -206,6 +187,68 @@ def build_atlas(
         mode=mode,
         params=params,
     )
+
+
+def check_options(
+    grid_size: int | tuple[int, int],
+    mode: str = "nearest",
+    max_distance: float | str | None = "auto",
+    min_count: int = 1,
+) -> None:
+    """Refuse atlas options that cannot work, as :func:`build_atlas` would, without data."""
+    _grid_shape(grid_size)
+    _check_options(mode, max_distance, min_count)
+
+
+def _check_options(mode: str, max_distance: float | str | None, min_count: int) -> float | None:
+    """The checked ``max_distance``, its ``"auto"`` resolved for ``mode``."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown atlas mode {mode!r}; choose one of {', '.join(MODES)}")
+    if max_distance == "auto":
+        max_distance = ARTICLE_MAX_DISTANCE if mode == "nearest" else None
+    if max_distance is not None and not (
+        isinstance(max_distance, int | float) and max_distance > 0
+    ):
+        raise ConfigError(f"max_distance must be positive (or None), got {max_distance!r}")
+    if int(min_count) < 1:
+        raise ConfigError(f"min_count must be at least 1, got {min_count}")
+    return max_distance  # type: ignore[return-value]
+
+
+def _bins_index(
+    points: np.ndarray,
+    cell_of: np.ndarray,
+    n_cells: int,
+    features: np.ndarray | None,
+    min_count: int,
+    params: dict[str, Any],
+) -> np.ndarray:
+    """``bins`` mode: each bin's representative, after checking ``features``; notes ``params``."""
+    n = len(points)
+    if features is not None:
+        features = np.asarray(features)
+        if features.ndim != 2 or len(features) != n:
+            raise ConfigError(f"{n} points but features of shape {features.shape}")
+    index = bin_representatives(points, cell_of, n_cells, features, min_count)
+    params.update(
+        min_count=min_count,
+        representative=("latent mean" if features is not None else "2-D mean"),
+    )
+    return index
+
+
+def _cut_far(
+    points: np.ndarray, targets: np.ndarray, index: np.ndarray, max_distance: float | None
+) -> np.ndarray:
+    """Each cell's sample ↔ grid point distance; cells at ``max_distance`` or more are emptied
+    (``index`` set to −1 in place, distance NaN)."""
+    dist = np.full(len(targets), np.nan)
+    filled = index >= 0
+    dist[filled] = _dist(points[index[filled]], targets[filled])
+    if max_distance is not None:
+        far = filled & ~(dist < max_distance)
+        index[far], dist[far] = -1, np.nan
+    return dist
 
 
 def _cell_of(points: np.ndarray, rows: int, cols: int, mode: str) -> np.ndarray:
@@ -348,83 +391,3 @@ def bin_representatives(
     index[cells] = order[first]
     index[counts < min_count] = -1
     return index
-
-
-def render_atlas(
-    atlas: Atlas,
-    images: np.ndarray,
-    *,
-    tile: int = 32,
-    background: int = 255,
-    labels: np.ndarray | None = None,
-    border: int = 0,
-    predictions: np.ndarray | None = None,
-) -> np.ndarray:
-    """Draw the atlas as one uint8 image of exactly rows×tile by cols×tile pixels.
-
-    ``images`` are the N×H×W×C (or N×H×W) uint8 images the indices refer to; each is scaled to
-    ``tile``×``tile`` (nearest-neighbour for integer upscales, else bilinear). Empty cells are
-    ``background``. With ``labels`` and ``border`` > 0 each tile gets a frame of its class's
-    colour; with ``labels`` and ``predictions``, misclassified samples get a black corner mark.
-    Grey images stay grey unless a frame or mark needs colour.
-    """
-    images = as_array_like(images)  # (memory maps and lazy images are sliced, not copied)
-    if images.ndim == 3:
-        images = images[:, :, :, None]
-    if images.ndim != 4 or images.dtype != np.uint8:
-        raise ConfigError(f"images must be uint8 N×H×W[×C], got {images.dtype} {images.shape}")
-    if tile < 1:
-        raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
-    if border < 0 or 2 * border >= tile:
-        raise ConfigError(f"border must lie in 0..{(tile - 1) // 2} pixels, got {border}")
-    if (border or predictions is not None) and labels is None:
-        raise ConfigError("class borders and error marks need the labels")
-    if atlas.indices.max(initial=-1) >= len(images):
-        raise ConfigError(
-            f"the atlas refers to sample {int(atlas.indices.max())} but only {len(images)} "
-            "images were given"
-        )
-    rows, cols = atlas.shape
-    filled = atlas.indices >= 0
-    chosen = atlas.indices[filled]
-    tiles = resize_tiles(images[chosen], tile)
-    colour = border > 0 or predictions is not None
-    if colour and tiles.shape[3] == 1:
-        tiles = np.repeat(tiles, 3, axis=3)
-    channels = tiles.shape[3]
-    if border and len(chosen):
-        lab = np.asarray(labels)[chosen]
-        palette = class_colors_uint8(int(np.asarray(labels).max()) + 1)
-        frame = np.zeros((tile, tile), dtype=bool)
-        frame[:border], frame[-border:], frame[:, :border], frame[:, -border:] = (True,) * 4
-        tiles[:, frame] = palette[lab][:, None, :]
-    if predictions is not None and len(chosen):
-        wrong = np.asarray(predictions)[chosen] != np.asarray(labels)[chosen]
-        # a black top-right corner triangle edged in white: unlike any class colour
-        size = max(3, tile // 4)
-        inside = np.triu(np.ones((size, size), dtype=bool), k=1)
-        edge = np.eye(size, dtype=bool)
-        corner = tiles[:, :size, tile - size :]
-        corner[wrong[:, None, None] & inside[None]] = ERROR_MARK
-        corner[wrong[:, None, None] & edge[None]] = 255
-    canvas = np.full((rows, cols, tile, tile, channels), background, dtype=np.uint8)
-    canvas[filled] = tiles
-    out = canvas.transpose(0, 2, 1, 3, 4).reshape(rows * tile, cols * tile, channels)
-    return out[:, :, 0] if channels == 1 else out
-
-
-def resize_tiles(images: np.ndarray, tile: int) -> np.ndarray:
-    """Resize M×H×W×C uint8 images to M×tile×tile×C."""
-    m, h, w, c = images.shape
-    if h == tile and w == tile:
-        return images.copy()
-    if tile % h == 0 and tile % w == 0:
-        return images.repeat(tile // h, axis=1).repeat(tile // w, axis=2)
-    from PIL import Image
-
-    out = np.empty((m, tile, tile, c), dtype=np.uint8)
-    for i, img in enumerate(images):
-        pil = Image.fromarray(img[:, :, 0] if c == 1 else img)
-        resized = pil.resize((tile, tile), Image.Resampling.BILINEAR)
-        out[i] = np.asarray(resized).reshape(tile, tile, c)
-    return out

@@ -294,6 +294,20 @@ class MetricsReport:
         return "\n".join(lines) + "\n"
 
 
+def _knn_scores(
+    nbr_e: np.ndarray, knn_k: int, y: np.ndarray | None, n_classes: int, acc_x: float
+) -> dict[str, float]:
+    """One map's k-NN accuracies (and their ratio to the original space's); NaN without labels."""
+    if y is None:
+        return {c: float("nan") for c in ("knn_accuracy_2d", "knn_accuracy_original", "knn_ratio")}
+    acc_e = float(np.mean(_vote(nbr_e[:, :knn_k], y, n_classes) == y))
+    return {
+        "knn_accuracy_2d": acc_e,
+        "knn_accuracy_original": acc_x,
+        "knn_ratio": acc_e / acc_x if acc_x > 0 else float("nan"),
+    }
+
+
 def evaluate_maps(
     X: np.ndarray,
     embeddings: Mapping[str, np.ndarray],
@@ -321,13 +335,14 @@ def evaluate_maps(
     maps = {m: _check(np.asarray(e)[sample], f"{m} embedding") for m, e in embeddings.items()}
     nbr_x = knn_indices(Xs, k)
     knn_k = min(5, k)
-    y = None
+    y, n_classes, acc_x = None, 0, float("nan")
     if labels is not None:
         labels = np.asarray(labels)
         if len(labels) != n_total:
             raise ConfigError(f"{n_total} samples but {len(labels)} labels")
         classes, y = np.unique(labels[sample], return_inverse=True)
-        acc_x = float(np.mean(_vote(nbr_x[:, :knn_k], y, len(classes)) == y))
+        n_classes = len(classes)
+        acc_x = float(np.mean(_vote(nbr_x[:, :knn_k], y, n_classes) == y))
     nbr_e = {m: knn_indices(e, k) for m, e in maps.items()}
     trust, sil_x = _rank_penalties(Xs, list(nbr_e.values()), k, y)
     triplets = _triplets(n, 5, random_state)
@@ -344,15 +359,7 @@ def evaluate_maps(
             "triplet_accuracy": float(np.mean(order_x == _triplet_order(e, triplets))),
             "silhouette": sil,
         }
-        if y is not None:
-            acc_e = float(np.mean(_vote(nbr_e[m][:, :knn_k], y, len(classes)) == y))
-            s.update(
-                knn_accuracy_2d=acc_e,
-                knn_accuracy_original=acc_x,
-                knn_ratio=acc_e / acc_x if acc_x > 0 else float("nan"),
-            )
-        else:
-            s.update({c: float("nan") for c in SCORES if c not in s})
+        s.update(_knn_scores(nbr_e[m], knn_k, y, n_classes, acc_x))
         scores[m] = {c: float(s[c]) for c in SCORES}
     reference = {}
     if y is not None:

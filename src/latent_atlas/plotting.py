@@ -3,7 +3,7 @@
 Maps of more than ``AGGREGATE_ABOVE`` points are drawn by aggregation (each pixel coloured by
 the classes of its points, Datashader-style) instead of one marker per point.
 
-``ScatterDisplay.from_embedding(...)`` draws one map the way the seed article does (points
+``ScatterDisplay.from_embedding(...)`` draws one map the way the article does (points
 coloured by class, the legend of class names above the axes in five columns);
 ``ComparisonDisplay.from_embeddings(...)`` draws several maps side by side with one legend.
 Both return the display; its ``figure_`` and ``ax_`` are there for further work. Nothing here
@@ -22,7 +22,7 @@ from latent_atlas.palette import class_colors
 
 
 def point_size(n_points: int) -> float:
-    """Marker area: the seed's 3 at 10,000 points, larger for fewer points, 0.5 at least."""
+    """Marker area: the article's 3 at 10,000 points, larger for fewer points, 0.5 at least."""
     return float(np.clip(3.0 * np.sqrt(10_000 / max(n_points, 1)), 0.5, 30.0))
 
 
@@ -100,7 +100,7 @@ def _legend(target: Any, names: list[str], colors: np.ndarray, **kwargs: Any) ->
 
 
 class ScatterDisplay:
-    """One map, coloured by class, with the seed's legend of class names above the axes."""
+    """One map, coloured by class, with the article's legend of class names above the axes."""
 
     def __init__(
         self,
@@ -117,7 +117,7 @@ class ScatterDisplay:
     def plot(
         self, ax: Any = None, *, s: float | None = None, legend: bool = True
     ) -> ScatterDisplay:
-        """Draw on ``ax`` (a new 6×5-inch, 120-dpi figure when None, as in the seed)."""
+        """Draw on ``ax`` (a new 6×5-inch, 120-dpi figure when None, as in the article)."""
         emb, labels = _check_points(self.embedding, self.labels)
         names = _class_names(labels, self.class_names)
         colors = class_colors(len(names))
@@ -339,7 +339,22 @@ class QualityDisplay:
             figsize=(max(panel_size * n, 9), panel_size * 2 + 0.8), dpi=110, layout="constrained"
         )
         grid = fig.add_gridspec(2, n, height_ratios=[0.8, 1])
-        bars = fig.add_subplot(grid[0, :])
+        self.axes_ = {"scores": self._plot_scores(fig.add_subplot(grid[0, :]), methods)}
+        size = s if s is not None else point_size(len(report.sample))
+        for i, m in enumerate(methods):
+            ax = fig.add_subplot(grid[1, i])
+            sc = self._plot_kept(ax, m, size)
+            self.axes_[m] = ax
+        fig.colorbar(
+            sc, ax=[self.axes_[m] for m in methods], shrink=0.8, label="share of 10-NN kept"
+        )
+        self.figure_ = fig
+        return self
+
+    def _plot_scores(self, bars: Any, methods: list[str]) -> Any:
+        """The scores of every map as grouped bars on ``bars``."""
+        report = self.report
+        n = len(methods)
         colors = class_colors(n)
         width = 0.8 / n
         x = np.arange(len(self.SCORES))
@@ -359,36 +374,32 @@ class QualityDisplay:
         bars.set_title(
             f"map quality (k = {report.k}, {sampled}; higher is better)", fontsize="medium"
         )
-        self.axes_ = {"scores": bars}
-        size = s if s is not None else point_size(len(report.sample))
-        for i, m in enumerate(methods):
-            ax = fig.add_subplot(grid[1, i])
-            emb = np.asarray(self.embeddings[m])[report.sample]
-            values = report.per_point[m]
-            order = np.argsort(values, kind="stable")[::-1]  # lost neighbourhoods on top
-            sc = ax.scatter(
-                emb[order, 0],
-                emb[order, 1],
-                c=values[order],
-                s=size,
-                cmap="viridis",
-                vmin=0,
-                vmax=1,
-                linewidths=0,
-                rasterized=True,
-            )
-            ax.set_title(
-                f"{m}: neighbourhoods kept {report.scores[m]['neighbourhood_preservation']:.3f}",
-                fontsize="small",
-            )
-            ax.set_xticks([])
-            ax.set_yticks([])
-            self.axes_[m] = ax
-        fig.colorbar(
-            sc, ax=[self.axes_[m] for m in methods], shrink=0.8, label="share of 10-NN kept"
+        return bars
+
+    def _plot_kept(self, ax: Any, m: str, size: float) -> Any:
+        """Map ``m`` coloured by per-point neighbourhood preservation; returns the scatter."""
+        report = self.report
+        emb = np.asarray(self.embeddings[m])[report.sample]
+        values = report.per_point[m]
+        order = np.argsort(values, kind="stable")[::-1]  # lost neighbourhoods on top
+        sc = ax.scatter(
+            emb[order, 0],
+            emb[order, 1],
+            c=values[order],
+            s=size,
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            linewidths=0,
+            rasterized=True,
         )
-        self.figure_ = fig
-        return self
+        ax.set_title(
+            f"{m}: neighbourhoods kept {report.scores[m]['neighbourhood_preservation']:.3f}",
+            fontsize="small",
+        )
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return sc
 
     @classmethod
     def from_report(

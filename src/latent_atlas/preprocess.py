@@ -2,7 +2,7 @@
 
 :class:`Preprocess` resizes, orders the channels, scales, normalises (per-channel mean and
 standard deviation) and lays the pixels out as the model expects (N×C×H×W or N×H×W×C). The
-default is the seed's preprocessing: pixels scaled to [0, 1], nothing else. Options left open
+default is the article's preprocessing: pixels scaled to [0, 1], nothing else. Options left open
 (``size``, ``channels``, ``layout``) are filled in by :meth:`Preprocess.resolve` from the
 images and the model, and the resolved object is what a run records in its manifest.
 
@@ -32,7 +32,7 @@ class Preprocess:
     ``size``: (height, width) to resize to (bilinear), or None for the images' own size (or the
     model's, when it declares a fixed one). ``channels``: ``"rgb"``, ``"bgr"`` or ``"grey"``;
     None keeps the images as stored (RGB, or grey for one-channel data sets) unless the model
-    declares another channel count. ``scale`` multiplies the uint8 pixel values (the seed:
+    declares another channel count. ``scale`` multiplies the uint8 pixel values (the article:
     1/255). ``mean`` and ``std`` (one value, or one per channel in the order the model receives
     them) are applied after scaling: ``(x * scale - mean) / std``. ``layout``: ``"nchw"``
     (PyTorch, most ONNX models) or ``"nhwc"`` (Keras); None lets the model decide.
@@ -80,7 +80,7 @@ class Preprocess:
 
     @property
     def is_default(self) -> bool:
-        """True when nothing but the seed's scaling to [0, 1] was asked for."""
+        """True when nothing but the article's scaling to [0, 1] was asked for."""
         return self == Preprocess()
 
     @property

@@ -43,6 +43,20 @@ def load_folder(
     )
     if not classes:
         raise DatasetError(f"folder: {root}/test holds no class folders")
+    files = _list_files(splits, classes)
+    if not files["test"]:
+        raise DatasetError(f"folder: {root}/test holds no images")
+
+    n_images = sum(len(items) for items in files.values())
+    if lazy is None:
+        lazy = n_images > LAZY_ABOVE
+    if lazy:
+        return _lazy_dataset(root, classes, files, image_size, progress)
+    return _eager_dataset(root, classes, files, image_size, progress)
+
+
+def _list_files(splits: dict[str, Path], classes: list[str]) -> dict[str, list[tuple[Path, int]]]:
+    """Per split, its image files and their labels, class by class in name order."""
     files: dict[str, list[tuple[Path, int]]] = {}
     for split, folder in splits.items():
         files[split] = []
@@ -56,14 +70,17 @@ def load_folder(
             if not found:
                 raise DatasetError(f"folder: class folder {cdir} holds no images")
             files[split].extend((p, label) for p in found)
-    if not files["test"]:
-        raise DatasetError(f"folder: {root}/test holds no images")
+    return files
 
-    n_images = sum(len(items) for items in files.values())
-    if lazy is None:
-        lazy = n_images > LAZY_ABOVE
-    if lazy:
-        return _lazy_dataset(root, classes, files, image_size, progress)
+
+def _eager_dataset(
+    root: Path,
+    classes: list[str],
+    files: dict[str, list[tuple[Path, int]]],
+    image_size: tuple[int, int] | None,
+    progress: bool,
+) -> Dataset:
+    """The folder read into memory now, every image conformed to one size and channel count."""
     loaded: dict[str, list[np.ndarray]] = {}
     for split, items in files.items():
         loaded[split] = []

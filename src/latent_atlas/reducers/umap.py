@@ -1,0 +1,114 @@
+"""UMAP through umap-learn, with exact neighbours handed over for data sets that fit them."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar
+
+import numpy as np
+
+from latent_atlas.errors import ConfigError, require
+from latent_atlas.reducers.base import Reducer
+
+
+class UMAPReducer(Reducer):
+    """UMAP through umap-learn (seeded runs are single-threaded and reproducible).
+
+    ``knn="auto"`` finds the neighbours exactly (scikit-learn) up to :attr:`EXACT_KNN_MAX`
+    samples and hands them to umap-learn with a small exact search index, which keeps
+    ``transform`` working and skips pynndescent's approximate search, whose numba code cannot be
+    cached and costs 10-30 s to compile in every new process. Above that, or with
+    ``knn="approximate"``, umap-learn's own NN-descent is used. Either way numba's disk cache is
+    switched on for umap-learn's other compiled functions (see :mod:`latent_atlas.jitcache`).
+    """
+
+    supports_transform = True
+    EXACT_KNN_MAX: ClassVar[int] = 20_000
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        n_neighbors: int = 30,
+        min_dist: float = 0.1,
+        metric: str = "euclidean",
+        n_epochs: int | None = None,
+        init: str = "spectral",
+        knn: str = "auto",
+        pca_dims: int | None = None,
+        random_state: Any = None,
+    ):
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.metric = metric
+        self.n_epochs = n_epochs
+        self.init = init
+        self.knn = knn
+        self.pca_dims = pca_dims
+        self.random_state = random_state
+
+    def _check_params(self, X: np.ndarray) -> None:
+        super()._check_params(X)
+        if self.n_neighbors < 2:
+            raise ConfigError(f"UMAP: n_neighbors must be at least 2, got {self.n_neighbors}")
+        if self.knn not in ("auto", "exact", "approximate"):
+            raise ConfigError(
+                f"UMAP: knn must be 'auto', 'exact' or 'approximate', got {self.knn!r}"
+            )
+
+    def _fit(self, X: np.ndarray) -> np.ndarray:
+        umap = require("umap", "umap-learn", "umap", "UMAP")
+        from latent_atlas.jitcache import enable_numba_caching
+
+        enable_numba_caching("umap", "pynndescent")
+        self.n_neighbors_ = int(
+            self._adapt("n_neighbors", self.n_neighbors, len(X) - 1, f"{len(X)} samples")
+        )
+        init = self.init
+        if init == "spectral" and len(X) <= self.n_components + 1:
+            init = "random"
+        exact = self.knn == "exact" or (self.knn == "auto" and len(X) <= self.EXACT_KNN_MAX)
+        precomputed: tuple = (None, None, None)
+        if exact and self.metric in _SKLEARN_METRICS and len(X) >= 4096:
+            # (below 4096 samples umap-learn computes exact neighbours itself)
+            index = _ExactIndex(X, self.metric)
+            precomputed = (*index.query(X, self.n_neighbors_), index)
+        self.knn_ = "exact" if exact or len(X) < 4096 else "approximate"
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            warnings.filterwarnings("ignore", message=".*spectral initialisation failed.*")
+            warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+            self.umap_ = umap.UMAP(
+                n_components=self.n_components,
+                n_neighbors=self.n_neighbors_,
+                min_dist=self.min_dist,
+                metric=self.metric,
+                n_epochs=self.n_epochs,
+                init=init,
+                random_state=self.random_state,
+                precomputed_knn=precomputed,
+            )
+            return self.umap_.fit_transform(X)
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning)
+            return self.umap_.transform(X)
+
+
+_SKLEARN_METRICS = ("euclidean", "manhattan", "cosine", "chebyshev", "minkowski")
+
+
+class _ExactIndex:
+    """An exact neighbour index with the ``query`` method umap-learn's ``transform`` calls."""
+
+    _angular_trees = False
+
+    def __init__(self, X: np.ndarray, metric: str):
+        from sklearn.neighbors import NearestNeighbors
+
+        self.nn = NearestNeighbors(metric=metric).fit(X)
+
+    def query(self, X: np.ndarray, k: int, epsilon: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+        dist, ind = self.nn.kneighbors(X, n_neighbors=k)
+        return ind.astype(np.int32), dist.astype(np.float32)
