@@ -21,7 +21,8 @@ import pytest
 from latent_atlas.errors import ConfigError, LatentAtlasError
 from latent_atlas.fileio import load_table, save_table
 from latent_atlas.pipeline import AtlasConfig, MapConfig, project_features
-from latent_atlas.viewer import build_viewer, ensure_viewer, serve
+from latent_atlas.runs import RunDir
+from latent_atlas.viewer import ViewerData, build_viewer, ensure_viewer, serve
 from latent_atlas.viewer.build import script_json, stored_key
 from latent_atlas.viewer.payload import build_payload, nearest_neighbours
 from latent_atlas.viewer.scores import metrics_table
@@ -81,6 +82,11 @@ def run(tmp_path_factory):
 # -- the page without a browser ---------------------------------------------------------------
 
 
+def _data(run_dir: Path) -> ViewerData:
+    """What the page of the run's (only) space shows."""
+    return ViewerData.from_space(RunDir.open(run_dir).space())
+
+
 def test_script_json_cannot_close_its_script_block():
     value = {"name": "</script><!-- <b>&amp; \u2028\u2029", "n": [1, 2.5]}
     text = script_json(value)
@@ -109,11 +115,11 @@ def test_not_a_run_directory_is_one_clear_error(tmp_path):
     with pytest.raises(LatentAtlasError, match="no viewer.html"):
         serve(tmp_path)
     with pytest.raises(ConfigError, match="k must be"):
-        build_payload(tmp_path, k=-1)
+        build_payload(ViewerData({"m": np.zeros((2, 2))}, [0, 1]), k=-1)
 
 
 def test_payload_samples_thumbnails_and_merges_metrics(run):
-    full = build_payload(run["dir"])
+    full = build_payload(_data(run["dir"]))
     assert full["sample"] == {"size": N, "seed": 0, "indices": None}
     assert [m["name"] for m in full["methods"]] == ["pca", "turned"]
     metrics = full["metrics"]
@@ -129,7 +135,7 @@ def test_payload_samples_thumbnails_and_merges_metrics(run):
     assert metrics["sources"][0] == "manifest.json (methods)"
     assert metrics["sources"][-1] == "metrics.csv"
 
-    part = build_payload(run["dir"], max_thumbnails=50, k=5, seed=1)
+    part = build_payload(_data(run["dir"]), max_thumbnails=50, k=5, seed=1)
     assert part["sample"]["size"] == 50 and part["thumbs"]["count"] == 50
     assert part["neighbours"]["k"] == 5
     assert any("sample (seed 1) of 50 of the 240 points" in note for note in part["notes"])
@@ -143,7 +149,7 @@ def _decode(arr: dict) -> np.ndarray:
 
 
 def test_large_runs_show_a_seeded_sample_of_points(run):
-    page = build_payload(run["dir"], max_points=100, max_thumbnails=30, k=3, seed=2)
+    page = build_payload(_data(run["dir"]), max_points=100, max_thumbnails=30, k=3, seed=2)
     assert page["n"] == 100
     assert any(
         "240 points are too many" in n and "sample (seed 2) of 100" in n for n in page["notes"]
@@ -151,14 +157,14 @@ def test_large_runs_show_a_seeded_sample_of_points(run):
     rows = _decode(page["index"]).astype(np.int64)  # hover reports each point's row in the run
     assert len(rows) == 100 and len(np.unique(rows)) == 100 and rows.max() < N
     np.testing.assert_array_equal(_decode(page["label"]), run["labels"][rows])
-    again = build_payload(run["dir"], max_points=100, max_thumbnails=30, k=3, seed=2)
+    again = build_payload(_data(run["dir"]), max_points=100, max_thumbnails=30, k=3, seed=2)
     np.testing.assert_array_equal(_decode(again["index"]), _decode(page["index"]))  # seeded
     assert page["thumbs"]["count"] == 30 and page["neighbours"]["k"] == 3
-    assert build_payload(run["dir"])["n"] == N  # below the limit every point is drawn
+    assert build_payload(_data(run["dir"]))["n"] == N  # below the limit every point is drawn
 
 
 def _manifest_score(run_dir: Path, name: str) -> float:
-    entry = json.loads((run_dir / "manifest.json").read_text())["methods"]["pca"]
+    entry = RunDir.open(run_dir).space().maps["pca"]
     return entry.get(name, entry.get("scores", {}).get(name))
 
 
@@ -201,6 +207,7 @@ def test_ensure_viewer_rebuilds_only_when_the_run_changes(run, tmp_path):
     assert ensure_viewer(copy, k=3) == (page, True)  # other options, another page
 
 
+@pytest.mark.slow
 def test_building_the_viewer_never_loads_torch(run, tmp_path):
     code = (
         "import sys; from latent_atlas.viewer import build_viewer; "
@@ -290,6 +297,7 @@ def _class_pixels(view: Page, rgb) -> int:
     )
 
 
+@pytest.mark.slow
 def test_page_opens_offline_with_maps_and_metrics(view, run):
     page = view.page
     assert view.errors == [] and view.dialogs == []
@@ -308,6 +316,7 @@ def test_page_opens_offline_with_maps_and_metrics(view, run):
     assert page.locator("#metrics th.current").text_content() == "turned"
 
 
+@pytest.mark.slow
 def test_hover_shows_a_tooltip_with_the_thumbnail(view, run):
     pos = view.positions()
     i = int(np.argmax(np.min(_pairwise(pos) + np.eye(N) * 1e9, axis=1)))  # most isolated
@@ -340,6 +349,7 @@ def _pairwise(pos: np.ndarray) -> np.ndarray:
     return np.sqrt(((pos[:, None] - pos[None]) ** 2).sum(-1))
 
 
+@pytest.mark.slow
 def test_legend_entries_hide_and_show_a_class(view, run):
     colour = json.loads(view.js("document.getElementById('la-data').textContent"))["colors"][1]
     legend = view.page.locator(".legend-item").nth(1)
@@ -362,6 +372,7 @@ def test_legend_entries_hide_and_show_a_class(view, run):
     assert _class_pixels(view, colour) > 0
 
 
+@pytest.mark.slow
 def test_wheel_zooms_about_the_pointer_and_drag_pans(view):
     box = view.page.locator("#overlay-canvas").bounding_box()
     centre = np.array([box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
@@ -382,6 +393,7 @@ def test_wheel_zooms_about_the_pointer_and_drag_pans(view):
     np.testing.assert_allclose(view.positions(), before, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_box_selection_fills_the_side_grid(view, run):
     pos = view.positions()
     x0, y0 = np.floor(pos.min(axis=0)) - 5
@@ -411,6 +423,7 @@ def test_box_selection_fills_the_side_grid(view, run):
     assert view.page.locator("#selection-grid canvas").count() == 0
 
 
+@pytest.mark.slow
 def test_lasso_selection_takes_the_points_inside(view):
     from matplotlib.path import Path as PolyPath
 
@@ -444,6 +457,7 @@ def test_click_shows_neighbours_in_the_latent_space(view, run):
     assert view.page.locator("#neighbours-title").text_content() == f"Neighbours of #{i}"
 
 
+@pytest.mark.slow
 def test_markup_in_names_is_shown_as_text_and_runs_nothing(view, run):
     page = view.page
     names = page.locator("#legend .legend-name").all_text_contents()
@@ -472,6 +486,7 @@ def test_markup_in_names_is_shown_as_text_and_runs_nothing(view, run):
     assert page.locator("img[src=x], img[src=y], svg").count() == 0
 
 
+@pytest.mark.slow
 def test_the_server_serves_the_page_on_localhost(browser, run):
     server, url = serve(run["dir"])
     try:

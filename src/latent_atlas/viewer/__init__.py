@@ -1,18 +1,32 @@
-"""The interactive viewer: one self-contained HTML page per run directory.
+"""The interactive viewer: one self-contained HTML page per latent space.
 
-``build_viewer(run_dir)`` writes ``run_dir/viewer.html``, which opens offline in any browser:
-every map of the run with zoom and pan, thumbnails on hover, colouring by true or predicted
-class, correctness or confidence, box and lasso selection, latent-space neighbours, the
-metrics table and the atlases. ``serve(run_dir)`` serves the directory on 127.0.0.1.
+``build_viewer(run_dir)`` writes the page of a run's (first) space into that space's folder
+(``run_dir/viewer.html`` for a run of one space); ``build_viewer(ViewerData(...), out)`` makes
+one from arrays alone. The page opens offline in any browser: every map with zoom and pan,
+thumbnails on hover, colouring by true or predicted class, correctness or confidence, box and
+lasso selection, latent-space neighbours, the scores table and the atlases. ``serve(run_dir)``
+serves a run directory on 127.0.0.1.
 
-Modules: ``payload`` (what the page needs from a run directory), ``sprites`` (thumbnail
-sprite sheets), ``build`` (the page from the templates in ``templates/``), ``serve`` (the local
-server). Nothing here imports torch.
+Modules: ``data`` (:class:`ViewerData`, everything a page shows, from arrays or from a run's
+space), ``payload`` (the page's JSON from a ``ViewerData``), ``scores`` (the scores of a run's
+manifest and ``metrics.csv``), ``sprites`` (thumbnail sprite sheets), ``build`` (the page from
+the templates in ``templates/``, rebuilt only when stale), ``serve`` (the local server).
+Nothing here imports torch, nor the map, pipeline, config or command-line modules.
 """
 
 from __future__ import annotations
 
-from latent_atlas.viewer.build import VIEWER_FILE, build_viewer, ensure_viewer
+from latent_atlas.viewer.build import VIEWER_FILE, build_viewer, ensure_viewer, ensure_viewers
+from latent_atlas.viewer.data import Atlas, ViewerData
 from latent_atlas.viewer.serve import serve, serve_forever
 
-__all__ = ["VIEWER_FILE", "build_viewer", "ensure_viewer", "serve", "serve_forever"]
+__all__ = [
+    "VIEWER_FILE",
+    "Atlas",
+    "ViewerData",
+    "build_viewer",
+    "ensure_viewer",
+    "ensure_viewers",
+    "serve",
+    "serve_forever",
+]

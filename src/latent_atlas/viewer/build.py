@@ -1,4 +1,10 @@
-"""Write ``viewer.html``: the page template with its CSS, JavaScript and the run's data inlined.
+"""Write ``viewer.html``: the page template with its CSS, JavaScript and the data inlined.
+
+A page shows one :class:`~latent_atlas.viewer.data.ViewerData`: one latent space of a run
+directory (written into that space's folder) or arrays given in memory (written where asked).
+Its ``<meta>`` key is a :func:`~latent_atlas.runs.fingerprint` of what the page is made from
+(the data's arrays by content, the options, the package version and the templates), so
+:func:`ensure_viewer` rebuilds a page exactly when it would come out different.
 
 The page is one self-contained file: no network, no server, no external library. The run's data
 sits in a ``<script type="application/json">`` block with ``<``, ``>``, ``&`` and the JavaScript
@@ -13,14 +19,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from latent_atlas._version import __version__
+from latent_atlas.errors import ConfigError
 from latent_atlas.fileio import save_bytes
-from latent_atlas.viewer.payload import PROJECTIONS, build_payload, check_run
-from latent_atlas.viewer.scores import METRICS_CSV
+from latent_atlas.runs import RunDir, SpaceDir, fingerprint
+from latent_atlas.viewer.data import ViewerData
+from latent_atlas.viewer.payload import MAX_POINTS, Selection, check_options, payload_of, select
 
 VIEWER_FILE = "viewer.html"
 KEY_META = "latent-atlas-viewer"
@@ -66,76 +76,6 @@ def render_html(payload: dict[str, Any], key: str = "") -> str:
     return _PLACEHOLDER.sub(lambda m: parts[m.group(1)], template("viewer.html"))
 
 
-def viewer_key(
-    run_dir: str | Path, *, max_thumbnails: int | None = 10_000, k: int = 10, seed: int = 0
-) -> str:
-    """A fingerprint of everything the page of ``run_dir`` is made from.
-
-    It covers the projections table and metrics.csv (contents), the parts of the manifest the
-    page shows, the size and time of the images, activations and atlas files, the build
-    options, the package version and the templates.
-    """
-    from latent_atlas._version import __version__
-
-    run = Path(run_dir)
-    h = hashlib.sha256()
-
-    def add(label: str, data: bytes) -> None:
-        h.update(f"{label}:{len(data)}:".encode())
-        h.update(data)
-
-    for name in (PROJECTIONS, METRICS_CSV):
-        path = run / name
-        add(name, path.read_bytes() if path.is_file() else b"-")
-    try:
-        manifest = json.loads((run / "manifest.json").read_text())
-    except (OSError, ValueError):
-        manifest = {}
-    if not isinstance(manifest, dict):
-        manifest = {}
-    shown = {k_: manifest.get(k_) for k_ in ("dataset", "methods", "metrics", "atlases", "latent")}
-    shown["training"] = (manifest.get("training") or {}).get("test_accuracy")
-    add("manifest", json.dumps(shown, sort_keys=True, default=str).encode())
-    files = [run / "images.npy", run / "activations.npy", *sorted(run.glob("atlas_*.png"))]
-    for path in files:
-        st = path.stat() if path.is_file() else None
-        add(path.name, f"{st.st_size}:{st.st_mtime_ns}".encode() if st else b"-")
-    options = {"max_thumbnails": max_thumbnails, "k": k, "seed": seed, "version": __version__}
-    add("options", json.dumps(options, sort_keys=True).encode())
-    for name in TEMPLATE_FILES:
-        add(name, template(name).encode())
-    return h.hexdigest()[:20]
-
-
-def build_viewer(
-    run_dir: str | Path,
-    out: str | Path | None = None,
-    *,
-    max_thumbnails: int | None = 10_000,
-    k: int = 10,
-    seed: int = 0,
-) -> Path:
-    """Write the interactive viewer of a run directory; return its path.
-
-    Args:
-        run_dir: a run directory with ``manifest.json`` and ``projections.parquet``.
-        out: where to write the page (default ``run_dir/viewer.html``); written atomically.
-        max_thumbnails: at most this many points (a seeded sample when there are more) get a
-            thumbnail and latent-space neighbours; every point is drawn (above
-            ``payload.MAX_POINTS`` points, a seeded sample of that many). ``None``: all.
-        k: neighbours per point, found in the original latent space (``activations.npy``).
-        seed: seed of the thumbnail sample and of the drawing order.
-
-    Raises:
-        LatentAtlasError: ``run_dir`` is not a run directory (no manifest or projections).
-    """
-    run = Path(run_dir)
-    payload = build_payload(run, max_thumbnails=max_thumbnails, k=k, seed=seed)
-    key = viewer_key(run, max_thumbnails=max_thumbnails, k=k, seed=seed)
-    target = Path(out) if out is not None else run / VIEWER_FILE
-    return save_bytes(target, render_html(payload, key).encode("utf-8"))
-
-
 def stored_key(page: str | Path) -> str | None:
     """The fingerprint a viewer page was built with, or None (no page, or not ours)."""
     try:
@@ -147,20 +87,163 @@ def stored_key(page: str | Path) -> str | None:
     return found.group(1) if found else None
 
 
-def ensure_viewer(
-    run_dir: str | Path,
-    out: str | Path | None = None,
+# -- what a page is made from ---------------------------------------------------------------------
+
+
+def viewer_key(
+    data: ViewerData,
     *,
     max_thumbnails: int | None = 10_000,
     k: int = 10,
-    seed: int = 0,
+    seed: int | None = None,
+    max_points: int | None = MAX_POINTS,
+) -> str:
+    """A fingerprint of everything the page of ``data`` is made from (see :func:`_key`)."""
+    check_options(k, max_thumbnails, max_points)
+    chosen = select(
+        data, max_thumbnails=max_thumbnails, seed=seed, max_points=max_points, neighbours=k > 0
+    )
+    return _key(data, chosen, {"max_thumbnails": max_thumbnails, "k": k, "max_points": max_points})
+
+
+def _key(data: ViewerData, chosen: Selection, options: dict[str, Any]) -> str:
+    """The data's arrays by content (of images and features only the rows the page shows),
+    its names, scores, atlases (their files' bytes) and notes; the options with the seed, the
+    package version and the templates."""
+    content = {
+        "arrays": {
+            "embeddings": data.embeddings,
+            "labels": data.labels,
+            "predictions": data.predictions,
+            "confidence": data.confidence,
+            "index": data.index,
+            "images": chosen.images,
+            "features": chosen.features,
+        },
+        "class_names": data.class_names,
+        "scores": [data.scores, data.score_sources],
+        "atlases": [
+            [a.name, a.file, a.details, _bytes_digest(a.png) if isinstance(a.png, bytes) else a.png]
+            for a in data.atlases
+        ],
+        "info": [data.title, data.info, data.notes],
+        "options": {**options, "seed": chosen.seed, "version": __version__},
+        "templates": [template(name) for name in TEMPLATE_FILES],
+    }
+    return fingerprint(content)
+
+
+def _bytes_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- building pages -----------------------------------------------------------------------------
+
+
+def build_viewer(
+    source: str | os.PathLike[str] | RunDir | ViewerData,
+    out: str | Path | None = None,
+    *,
+    space: str | None = None,
+    max_thumbnails: int | None = 10_000,
+    k: int = 10,
+    seed: int | None = None,
+) -> Path:
+    """Write an interactive viewer page; return its path.
+
+    Args:
+        source: a run directory (path or :class:`~latent_atlas.runs.RunDir`), whose space
+            ``space`` (default: the first) is shown, or a :class:`ViewerData`.
+        out: where to write the page, atomically (default for a run: the space's folder's
+            ``viewer.html``, for a one-space run ``run_dir/viewer.html``; required for a
+            ``ViewerData``).
+        max_thumbnails: at most this many points (a seeded sample when there are more) get a
+            thumbnail and latent-space neighbours; every point is drawn (above
+            ``payload.MAX_POINTS`` points, a seeded sample of that many). ``None``: all.
+        k: neighbours per point, found in the latent space (the space's ``activations.npy``).
+        seed: seed of the samples and of the drawing order; ``None``: the run's seed (for a
+            ``ViewerData``, its ``seed``, else 0).
+
+    Raises:
+        LatentAtlasError: ``source`` is no run directory, or the space has no maps yet.
+        ConfigError: no ``out`` for a ``ViewerData``, or an unknown ``space``.
+    """
+    data, target = _open(source, out, space)
+    return _write(data, target, max_thumbnails=max_thumbnails, k=k, seed=seed, check=False)[0]
+
+
+def ensure_viewer(
+    source: str | os.PathLike[str] | RunDir | ViewerData,
+    out: str | Path | None = None,
+    *,
+    space: str | None = None,
+    max_thumbnails: int | None = 10_000,
+    k: int = 10,
+    seed: int | None = None,
 ) -> tuple[Path, bool]:
-    """Build the viewer when it is missing or stale; return ``(path, rebuilt)``."""
-    run = Path(run_dir)
-    check_run(run)  # a clear error for a directory that is not a run
-    target = Path(out) if out is not None else run / VIEWER_FILE
-    key = viewer_key(run, max_thumbnails=max_thumbnails, k=k, seed=seed)
-    if target.is_file() and stored_key(target) == key:
+    """Build the page (as :func:`build_viewer`) when it is missing or stale; return
+    ``(path, rebuilt)``. For a run, the page of its first space unless ``space`` is given."""
+    data, target = _open(source, out, space)
+    return _write(data, target, max_thumbnails=max_thumbnails, k=k, seed=seed, check=True)
+
+
+def ensure_viewers(
+    run_dir: str | os.PathLike[str] | RunDir,
+    *,
+    max_thumbnails: int | None = 10_000,
+    k: int = 10,
+    seed: int | None = None,
+) -> list[tuple[Path, bool]]:
+    """:func:`ensure_viewer` for every space of a run: ``(path, rebuilt)`` per space, in order."""
+    run = _run(run_dir)
+    options = {"max_thumbnails": max_thumbnails, "k": k, "seed": seed, "check": True}
+    return [_write(*_of_space(sp, None), **options) for sp in run.spaces()]
+
+
+def _write(
+    data: ViewerData,
+    target: Path,
+    *,
+    max_thumbnails: int | None,
+    k: int,
+    seed: int | None,
+    check: bool,
+) -> tuple[Path, bool]:
+    """Write the page of ``data`` to ``target`` (when ``check``: only when its key changed)."""
+    check_options(k, max_thumbnails, MAX_POINTS)
+    chosen = select(
+        data, max_thumbnails=max_thumbnails, seed=seed, max_points=MAX_POINTS, neighbours=k > 0
+    )
+    key = _key(data, chosen, {"max_thumbnails": max_thumbnails, "k": k, "max_points": MAX_POINTS})
+    if check and target.is_file() and stored_key(target) == key:
         return target, False
-    options = {"max_thumbnails": max_thumbnails, "k": k, "seed": seed}
-    return build_viewer(run, target, **options), True
+    html = render_html(payload_of(data, chosen, k), key)
+    return save_bytes(target, html.encode("utf-8")), True
+
+
+def _open(source: Any, out: str | Path | None, space: str | None) -> tuple[ViewerData, Path]:
+    """The data a page shows and where the page goes."""
+    if isinstance(source, ViewerData):
+        if out is None:
+            raise ConfigError(
+                "a page made from a ViewerData needs out=, the path of the page to write"
+            )
+        if space is not None:
+            raise ConfigError("space= names a space of a run directory; a ViewerData is one")
+        return source, Path(out)
+    return _of_space(_run(source).space(space), out)
+
+
+def _of_space(space: SpaceDir, out: str | Path | None) -> tuple[ViewerData, Path]:
+    target = Path(out) if out is not None else space.file(VIEWER_FILE)
+    return ViewerData.from_space(space), target
+
+
+def _run(source: Any) -> RunDir:
+    if isinstance(source, RunDir):
+        return source
+    if isinstance(source, str | os.PathLike):
+        return RunDir.open(source)
+    raise ConfigError(
+        f"a viewer shows a run directory, a RunDir or a ViewerData, not {type(source).__name__}"
+    )

@@ -1,5 +1,9 @@
 """The scores table of the viewer: every numeric per-method score a run holds.
 
+:func:`gather_scores` collects a space's scores as ``{map: {score: value}}`` (what
+:class:`~latent_atlas.viewer.data.ViewerData` takes); :func:`scores_table` lays any such dict
+out for the page; :func:`metrics_table` is both, for a manifest-shaped dict.
+
 Sources, later ones winning: each method's entry in ``manifest.json`` (plain numbers and its
 ``scores`` sub-dict; ``params``/``effective`` are settings and left out), the manifest's
 ``metrics`` (``{"scores": {method: {...}}}``, ``{method: {...}}`` or a list of rows with a
@@ -27,79 +31,138 @@ SCORE_GROUPS = ("scores", "metrics")  # sub-dicts of a method's entry that hold 
 SKIP_GROUPS = ("params", "effective")  # sub-dicts that hold settings, not scores
 
 
+Scores = dict[str, dict[str, float | None]]  # map → score name → value (None: no value)
+
+
 def metrics_table(run_dir: Path, manifest: dict[str, Any], maps: list[str]) -> dict[str, Any]:
     """Every numeric per-method score: the manifest's methods and metrics, then metrics.csv
     (later sources win). Columns: scores first, then times and sample sizes."""
-    values: dict[str, dict[str, float]] = {}
-    seen: list[str] = []
-    csv_order: list[str] = []
-    sources = []
-    integral: dict[str, bool] = {}  # columns whose every value is a whole number (counts)
+    scores, sources = gather_scores(
+        run_dir, manifest.get("methods") or {}, manifest.get("metrics"), maps
+    )
+    return scores_table(scores, maps, sources)
 
-    def put(method: Any, column: Any, value: Any, parse_text: bool = False) -> None:
-        found = number(value, parse_text)
-        if found is not None:
-            column = str(column)
-            values.setdefault(str(method), {})[column] = found
-            if column not in seen:
-                seen.append(column)
-            whole = isinstance(value, int | np.integer) or (
-                isinstance(value, str) and value.strip().lstrip("-").isdigit()
-            )
-            integral[column] = integral.get(column, True) and whole
 
-    for method, info in (manifest.get("methods") or {}).items():
+def gather_scores(
+    folder: Path, methods: dict[str, Any], metrics: Any, maps: list[str]
+) -> tuple[Scores, list[str]]:
+    """The scores of one space, as :class:`~latent_atlas.viewer.data.ViewerData` takes them,
+    and where they came from: each map's entry (``methods``), the space's ``metrics``, then
+    ``folder/metrics.csv`` (later sources win). Every map lists every column, in the table's
+    order; whole-number columns hold ints."""
+    table = _Table()
+    for method, info in methods.items():
         for column, value in _scores_of(info):
-            put(method, column, value)
-    if values:
-        sources.append("manifest.json (methods)")
-    extra = manifest.get("metrics")
-    rows: list[tuple[Any, Any]] = []
-    if isinstance(extra, dict) and isinstance(extra.get("scores"), dict):
-        rows = list(extra["scores"].items())
-    elif isinstance(extra, dict):
-        rows = [(m, info) for m, info in extra.items() if m in maps]
-    elif isinstance(extra, list):
-        rows = [(r["method"], r) for r in extra if isinstance(r, dict) and "method" in r]
+            table.put(method, column, value)
+    if table.values:
+        table.sources.append("manifest.json (methods)")
+    rows = _manifest_metrics(metrics, maps)
     for method, info in rows:
         for column, value in _scores_of(info):
             if column != "method":
-                put(method, column, value)
+                table.put(method, column, value)
     if rows:
-        sources.append("manifest.json (metrics)")
-    csv_file = run_dir / METRICS_CSV
+        table.sources.append("manifest.json (metrics)")
+    csv_file = folder / METRICS_CSV
     if csv_file.is_file():
         triples = _read_metrics_csv(csv_file)
         for method, column, value in triples:
-            put(method, column, value, parse_text=True)
-            if column not in csv_order:
-                csv_order.append(column)
+            table.put(method, column, value, parse_text=True)
+            if column not in table.csv_order:
+                table.csv_order.append(column)
         if triples:
-            sources.append(METRICS_CSV)
+            table.sources.append(METRICS_CSV)
+    return table.scores(), table.sources
 
-    def order(column: str) -> tuple[int, int]:
-        if column in LAST_COLUMNS:
-            return (2, LAST_COLUMNS.index(column))
-        if column in FIRST_COLUMNS:
-            return (0, FIRST_COLUMNS.index(column))
-        if column in csv_order:
-            return (1, csv_order.index(column))
-        return (1, len(csv_order) + seen.index(column))
 
-    columns = sorted(seen, key=order)
+def scores_table(scores: Scores, maps: list[str], sources: list[str]) -> dict[str, Any]:
+    """The page's scores table: a row per map (``maps`` first, in order); columns: the
+    first scores (trustworthiness, ...), the others in the order their names first come, then
+    times and sample sizes. A column of ``int`` values only is a count."""
+    seen: list[str] = []  # every name in the order they first come (None values too)
+    for row in scores.values():
+        seen += [c for c in row if c not in seen]
+    valued = [c for c in seen if any(row.get(c) is not None for row in scores.values())]
+    columns = sorted(valued, key=lambda c: _column_order(c, seen))
     if "fit_seconds" in columns and all(
-        row.get("seconds") == row.get("fit_seconds") for row in values.values()
+        row.get("seconds") == row.get("fit_seconds") for row in scores.values()
     ):
         columns.remove("seconds")  # the same time twice
-    methods = [m for m in maps if m in values] + [m for m in values if m not in maps]
-    table = [{"method": m, "values": [values[m].get(c) for c in columns]} for m in methods]
+    methods = [m for m in maps if m in scores] + [m for m in scores if m not in maps]
+    rows = [
+        (m, [scores[m].get(c) for c in columns])
+        for m in methods
+        if any(scores[m].get(c) is not None for c in columns)
+    ]
     return {
         "columns": columns,
         "aux": [c for c in columns if c in LAST_COLUMNS],
-        "integer": [c for c in columns if integral[c]],
-        "rows": table,
-        "sources": sources,
+        "integer": [
+            c
+            for i, c in enumerate(columns)
+            if all(isinstance(values[i], int | None) for _, values in rows)
+        ],
+        "rows": [
+            {"method": m, "values": [None if v is None else float(v) for v in values]}
+            for m, values in rows
+        ],
+        "sources": list(sources),
     }
+
+
+def _column_order(column: str, middle: list[str]) -> tuple[int, int]:
+    if column in LAST_COLUMNS:
+        return (2, LAST_COLUMNS.index(column))
+    if column in FIRST_COLUMNS:
+        return (0, FIRST_COLUMNS.index(column))
+    return (1, middle.index(column))
+
+
+class _Table:
+    """The scores gathered so far: values by method and column, and the columns' order."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, float]] = {}
+        self.seen: list[str] = []
+        self.csv_order: list[str] = []
+        self.sources: list[str] = []
+        self.integral: dict[str, bool] = {}  # columns whose every value is a whole number
+
+    def put(self, method: Any, column: Any, value: Any, parse_text: bool = False) -> None:
+        found = number(value, parse_text)
+        if found is not None:
+            column = str(column)
+            self.values.setdefault(str(method), {})[column] = found
+            if column not in self.seen:
+                self.seen.append(column)
+            whole = isinstance(value, int | np.integer) or (
+                isinstance(value, str) and value.strip().lstrip("-").isdigit()
+            )
+            self.integral[column] = self.integral.get(column, True) and whole
+
+    def scores(self) -> Scores:
+        """Every method's value of every column (None: none), columns in the table's order:
+        scores first, then the CSV's columns, then any other, then times and sample sizes."""
+        middle = self.csv_order + [c for c in self.seen if c not in self.csv_order]
+        columns = sorted(self.seen, key=lambda c: _column_order(c, middle))
+        return {
+            method: {
+                c: None if c not in row else int(row[c]) if self.integral[c] else row[c]
+                for c in columns
+            }
+            for method, row in self.values.items()
+        }
+
+
+def _manifest_metrics(extra: Any, maps: list[str]) -> list[tuple[Any, Any]]:
+    """(method, entry) pairs of the manifest's ``metrics``, in any of its three shapes."""
+    if isinstance(extra, dict) and isinstance(extra.get("scores"), dict):
+        return list(extra["scores"].items())
+    if isinstance(extra, dict):
+        return [(m, info) for m, info in extra.items() if m in maps]
+    if isinstance(extra, list):
+        return [(r["method"], r) for r in extra if isinstance(r, dict) and "method" in r]
+    return []
 
 
 def _scores_of(info: Any) -> list[tuple[str, Any]]:
