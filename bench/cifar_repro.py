@@ -35,14 +35,15 @@ RECIPES = {
 def train(recipe: str, seed: int) -> dict:
     from latent_atlas.datasets import load_dataset
     from latent_atlas.models import build_model, save_checkpoint
-    from latent_atlas.training import TrainConfig, train_model
+    from latent_atlas.recipes import TrainingConfig
+    from latent_atlas.training import train_model
 
     ds = load_dataset("cifar10", SHARED, progress=False)
-    model = build_model("seed-cnn", ds.image_shape, ds.num_classes, seed=seed)
-    cfg = TrainConfig(seed=seed, **RECIPES[recipe])
+    model = build_model("article-cnn", ds.image_shape, ds.num_classes, seed=seed)
+    cfg = TrainingConfig(**RECIPES[recipe])
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    result = train_model(model, ds, cfg, progress=False)
+    result = train_model(model, ds, cfg, seed=seed, progress=False)
     record = {
         "recipe": recipe,
         "seed": seed,
@@ -63,7 +64,7 @@ def train(recipe: str, seed: int) -> dict:
     }
     OUT.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
-        OUT / f"{recipe}-seed{seed}.pt", model, "seed-cnn", extra={"class_names": ds.class_names}
+        OUT / f"{recipe}-seed{seed}.pt", model, "article-cnn", extra={"class_names": ds.class_names}
     )
     (OUT / f"{recipe}-seed{seed}.json").write_text(json.dumps(record, indent=1))
     print(summary(f"{recipe} seed {seed}", record), flush=True)

@@ -9,7 +9,7 @@ Each measurement runs in its own fresh process, one after the other:
 * **Keras** (TensorFlow 2.21 CPU, oneDNN on, in ``bench/out/tf-venv``): the seed's model and
   ``compile``/``fit`` exactly as in the article (batch 128), one warm-up epoch then one timed
   epoch; extraction is the article's ``densemodel.predict(X_test)`` (its default batch of 32);
-* **plain eager PyTorch**: the same network (latent-atlas's ``SeedCNN``), a textbook training
+* **plain eager PyTorch**: the same network (latent-atlas's ``ArticleCNN``), a textbook training
   loop, NCHW tensors, torch's default threads and OpenMP's default waiting;
 * **latent-atlas**: ``train_model`` and ``extract_activations`` with the project's thread
   settings (see ``latent_atlas.threads``) and channels-last tensors.
@@ -81,13 +81,13 @@ EAGER = r"""
 import json, sys, time
 import numpy as np
 import torch
-from latent_atlas.models import SeedCNN
+from latent_atlas.models import ArticleCNN
 n = int(sys.argv[2])
 x = torch.from_numpy(np.load(sys.argv[1] + "/x_train.npy")[:n]).permute(0, 3, 1, 2).float() / 255
 y = torch.from_numpy(np.load(sys.argv[1] + "/y_train.npy")[:n])
 xt = torch.from_numpy(np.load(sys.argv[1] + "/x_test.npy")).permute(0, 3, 1, 2).float() / 255
 torch.manual_seed(0)
-model = SeedCNN((32, 32, 3), 10)
+model = ArticleCNN((32, 32, 3), 10)
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 loss_fn = torch.nn.CrossEntropyLoss()
 times = []
@@ -125,14 +125,16 @@ import numpy as np
 from latent_atlas.activations import extract_activations
 from latent_atlas.datasets.base import Dataset
 from latent_atlas.models import build_model
-from latent_atlas.training import TrainConfig, train_model
+from latent_atlas.recipes import TrainingConfig
+from latent_atlas.training import train_model
 n = int(sys.argv[2])
 d = sys.argv[1]
 ds = Dataset("cifar10", np.load(d + "/x_train.npy")[:n], np.load(d + "/y_train.npy")[:n],
              np.load(d + "/x_test.npy")[:1000], np.load(d + "/y_test.npy")[:1000],
              [str(i) for i in range(10)])
-model = build_model("seed-cnn", (32, 32, 3), 10, seed=0)
-result = train_model(model, ds, TrainConfig(epochs=2, validation="test", seed=0), progress=False)
+model = build_model("article-cnn", (32, 32, 3), 10, seed=0)
+cfg = TrainingConfig(epochs=2, validation="test")
+result = train_model(model, ds, cfg, seed=0, progress=False)
 x_test = np.load(d + "/x_test.npy")
 extract_activations(model, x_test[:1000], "dense", progress=False)
 t = time.perf_counter()

@@ -33,7 +33,7 @@ from latent_atlas.models import build_model
 root, mode, out = sys.argv[1], sys.argv[2], sys.argv[3]
 t0 = time.perf_counter()
 ds = load_dataset("folder", root, progress=False, lazy=(mode == "lazy"))
-model = build_model("seed-cnn", ds.image_shape, ds.num_classes, seed=0)
+model = build_model("article-cnn", ds.image_shape, ds.num_classes, seed=0)
 acts = extract_activations(
     model, ds.x_test, progress=False, features_out=out if mode == "lazy" else None
 )

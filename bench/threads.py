@@ -37,14 +37,14 @@ CHILD = r"""
 import sys, time
 import numpy as np, torch
 from latent_atlas.activations import inference_model
-from latent_atlas.models import SeedCNN, to_tensor
+from latent_atlas.models import ArticleCNN, to_tensor
 d = sys.argv[1]
 torch.set_num_threads(2)
 n = 6400
 x = to_tensor(np.load(d + "/x_train.npy")[:n], channels_last=True)
 y = torch.from_numpy(np.load(d + "/y_train.npy")[:n])
 torch.manual_seed(0)
-model = SeedCNN((32, 32, 3), 10).to(memory_format=torch.channels_last)
+model = ArticleCNN((32, 32, 3), 10).to(memory_format=torch.channels_last)
 opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
 lf = torch.nn.CrossEntropyLoss()
 out = []

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from latent_atlas.cli import main
+from latent_atlas.runs import RunDir
 
 RUN_FILES = [
     "manifest.json", "model.pt", "activations.npy", "labels.npy", "predictions.npy",
@@ -39,6 +40,7 @@ def digits_run(tmp_path_factory):
     return out, argv
 
 
+@pytest.mark.slow
 def test_run_writes_every_artifact(digits_run, capsys):
     out, _ = digits_run
     for name in RUN_FILES:
@@ -70,26 +72,30 @@ def test_run_writes_every_artifact(digits_run, capsys):
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 0 and manifest["config"]["dataset"] == "digits"
-    assert 0 <= manifest["training"]["test_accuracy"] <= 1
-    assert "test_loss" in manifest["training"]
-    assert {"torch", "numpy", "scikit-learn", "python"} <= set(manifest["versions"])
-    assert set(manifest["methods"]) == set(METHODS)
-    assert manifest["methods"]["tsne"]["params"]["perplexity"] == 50
-    assert manifest["methods"]["umap"]["params"]["n_neighbors"] == 30
-    for step in ("train", "extract", "project:pca", "atlas:umap", "comparison"):
-        assert manifest["steps"][step]["finished"] is True
-        assert manifest["steps"][step]["seconds"] >= 0
+    run = RunDir.open(out)
+    assert run.seed == 0 and run.space_names == ["dense"]
+    assert 0 <= run.training["test_accuracy"] <= 1
+    assert "test_loss" in run.training
+    assert {"torch", "numpy", "scikit-learn", "python"} <= set(run.versions)
+    space = run.space()
+    assert set(space.maps) == set(METHODS)
+    assert space.maps["tsne"]["params"]["perplexity"] == 50
+    assert space.maps["umap"]["params"]["n_neighbors"] == 30
+    assert run.steps.entries["model"]["finished"] is True
+    for step in ("features", "embedding:pca", "atlas:umap", "comparison", "metrics"):
+        assert space.steps.entries[step]["finished"] is True
+        assert space.steps.entries[step]["seconds"] >= 0
 
     atlas = Image.open(out / "atlas_umap.png")
     assert atlas.size == (10 * 32, 10 * 32)  # --grid 10, tile 32
     cells = pq.read_table(out / "atlas_umap.parquet")
     assert cells.num_rows == 100
     # the map is faithful enough to read: digits separate in 2-D
-    assert manifest["methods"]["umap"]["scores"]["knn_accuracy_2d"] > 0.5
+    assert space.maps["umap"]["scores"]["knn_accuracy_2d"] > 0.5
     # the comparison step: files, manifest, numbers that agree with each other
     for name in ("metrics.csv", "metrics.md", "metrics.png", "metrics_per_point.parquet"):
         assert (out / name).is_file(), name
-    scores = manifest["metrics"]["scores"]
+    scores = space.metrics["scores"]
     assert set(scores) == set(METHODS)
     for m in METHODS:
         assert 0 < scores[m]["trustworthiness"] <= 1 and 0 < scores[m]["continuity"] <= 1
@@ -109,6 +115,7 @@ def test_run_writes_every_artifact(digits_run, capsys):
     )
 
 
+@pytest.mark.slow
 def test_rerun_reuses_finished_steps(digits_run, capsys):
     out, argv = digits_run
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
@@ -126,6 +133,7 @@ def test_rerun_reuses_finished_steps(digits_run, capsys):
     assert "test accuracy" in printed and "umap" in printed
 
 
+@pytest.mark.slow
 def test_run_is_reproducible(digits_run, tmp_path):
     out, argv = digits_run
     other = tmp_path / "again"
@@ -135,19 +143,21 @@ def test_run_is_reproducible(digits_run, tmp_path):
         np.testing.assert_array_equal(np.load(out / name), np.load(other / name))
 
 
+@pytest.mark.slow
 def test_improved_recipe_options_train_another_model(digits_run, tmp_path):
     out, argv = digits_run
     other = tmp_path / "improved"
     argv = [a if a != str(out) else str(other) for a in argv]
     assert main([*argv, "--methods", "pca", "--augment", "--lr-schedule", "cosine"]) == 0
     manifest = json.loads((other / "manifest.json").read_text())
-    assert manifest["config"]["augment"] is True
-    assert manifest["config"]["lr_schedule"] == "cosine"
+    assert manifest["config"]["training"]["augment"] is True
+    assert manifest["config"]["training"]["lr_schedule"] == "cosine"
     assert not np.array_equal(np.load(out / "activations.npy"), np.load(other / "activations.npy"))
     with pytest.raises(SystemExit):  # argparse: not one of the choices
         main([*argv, "--lr-schedule", "linear"])
 
 
+@pytest.mark.slow
 def test_project_maps_features_you_already_have(tmp_path, capsys):
     from sklearn.datasets import load_digits
 
@@ -190,9 +200,9 @@ def test_project_maps_features_you_already_have(tmp_path, capsys):
         "activations.npy",
     ):
         assert (out / name).is_file(), name
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["command"] == "project" and manifest["seed"] == 1
-    assert manifest["methods"]["tsne"]["scores"]["knn_accuracy_2d"] > 0.9
+    run = RunDir.open(out)
+    assert run.command == "project" and run.seed == 1
+    assert run.space().maps["tsne"]["scores"]["knn_accuracy_2d"] > 0.9
     table = pq.read_table(out / "projections.parquet")
     assert table.column("label_name").to_pylist()[:2] == ["digit 0", "digit 1"]
     assert "predicted" not in table.column_names  # no model, no predictions
@@ -252,6 +262,7 @@ def test_project_checks_features(tmp_path, capsys):
     assert "NaN or infinite values (first in row 7)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_atlas_command_adds_atlases_to_a_run(digits_run, capsys):
     out, _ = digits_run
     for mode, extra in (
@@ -289,9 +300,9 @@ def test_atlas_command_adds_atlases_to_a_run(digits_run, capsys):
         else:
             assert cells.column("count").to_numpy().sum() == 300
             assert Image.open(png).mode == "RGB"  # class frames turn grey tiles to colour
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert {"atlas_tsne_grid", "atlas_tsne_bins", "atlas_umap"} <= set(manifest["atlases"])
-    assert manifest["atlases"]["atlas_tsne_grid"]["params"]["exact"] is True
+    atlases = RunDir.open(out).space().atlases
+    assert {"atlas_tsne_grid", "atlas_tsne_bins", "atlas_umap"} <= set(atlases)
+    assert atlases["atlas_tsne_grid"]["params"]["exact"] is True
     assert "12×15 cells, 180 filled" in capsys.readouterr().out
     assert main(["atlas", str(out), "--method", "isomap"]) == 1
     assert "has no 'isomap' map; it has: pca, tsne, umap" in capsys.readouterr().err
@@ -299,6 +310,7 @@ def test_atlas_command_adds_atlases_to_a_run(digits_run, capsys):
     assert "not a latent-atlas run directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_compare_command_rescores_a_run(digits_run, capsys):
     out, _ = digits_run
     assert (
@@ -306,11 +318,14 @@ def test_compare_command_rescores_a_run(digits_run, capsys):
     )
     printed = capsys.readouterr().out
     assert "| method | trustworthiness |" in printed and "200 of 300 points" in printed
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["metrics"]["k"] == 5 and manifest["metrics"]["n_samples"] == 200
+    run = RunDir.open(out)
+    assert run.space().metrics["k"] == 5 and run.space().metrics["n_samples"] == 200
+    assert [h["command"] for h in run.history][-1] == "compare"  # provenance kept
+    assert run.manifest["created"]["argv"] != ["compare"] and run.command == "run"
     assert pq.read_table(out / "metrics_per_point.parquet").num_rows == 200
 
 
+@pytest.mark.slow
 def test_fit_on_train_and_show_test(tmp_path, capsys):
     out = tmp_path / "fit-train"
     argv = [
@@ -332,15 +347,15 @@ def test_fit_on_train_and_show_test(tmp_path, capsys):
         "5",
     ]
     assert main(argv) == 0
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["steps"]["project:tsne"]["fit_on"] == "train"
-    assert manifest["steps"]["project:tsne"]["n_fit"] == 300
+    tsne = RunDir.open(out).space().steps.info("embedding:tsne")
+    assert tsne["fit_on"] == "train" and tsne["n_fit"] == 300
     assert np.load(out / "fit_activations.npy").shape == (300, 128)
     assert np.load(out / "embedding_tsne.npy").shape == (300, 2)  # the 300 test points
     assert main([*argv[:6], "--methods", "tsne-sklearn", *argv[8:]]) == 1
     assert "tsne-sklearn cannot place new points" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_view_builds_and_serves_on_loopback(digits_run, monkeypatch, capsys):
     import latent_atlas.viewer as viewer
 
@@ -363,3 +378,55 @@ def test_view_builds_and_serves_on_loopback(digits_run, monkeypatch, capsys):
     assert main(["view", str(out), "--open"]) == 0
     assert "built" in capsys.readouterr().out and (out / "viewer.html").is_file()
     assert served["open_browser"] is True
+
+
+@pytest.mark.slow
+def test_project_several_feature_files_make_one_space_each(tmp_path, capsys):
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x, y = x[:300].astype(np.float32), y[:300]
+    np.save(tmp_path / "pixels.npy", x)
+    np.save(tmp_path / "left.npy", x[:, :32])  # the left half of each image: a poorer space
+    np.save(tmp_path / "y.npy", y)
+    out = tmp_path / "two"
+    argv = ["-q", "project", str(tmp_path / "pixels.npy"), str(tmp_path / "left.npy")]
+    argv += ["--labels", str(tmp_path / "y.npy"), "--methods", "pca,tsne", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "space pixels:" in printed and "space left:" in printed
+    run = RunDir.open(out)
+    assert run.space_names == ["pixels", "left"]
+    for name, width in (("pixels", 64), ("left", 32)):
+        space = run.space(name)
+        assert space.path == out / "spaces" / name
+        assert np.load(space.file("activations.npy")).shape == (300, width)
+        for file in ("embedding_tsne.npy", "projections.parquet", "metrics.csv", "viewer.html"):
+            assert space.file(file).is_file(), (name, file)
+    pixels, left = (run.space(n).maps["tsne"]["scores"]["knn_accuracy_2d"] for n in run.space_names)
+    assert pixels > 0.9 and pixels > left  # each space is scored on its own features
+    assert main(["-q", "compare", str(out), "--space", "left", "--metrics-k", "5"]) == 0
+    assert RunDir.open(out).space("left").metrics["k"] == 5
+    assert RunDir.open(out).space("pixels").metrics["k"] == 10  # the other space untouched
+    assert main(["compare", str(out), "--space", "right"]) == 1
+    assert "no space 'right'; it has: pixels, left" in capsys.readouterr().err
+
+
+def test_old_spellings_still_work_with_a_note(tmp_path, capsys):
+    argv = ["-q", "run", "--model", "seed-cnn", "--limit", "100", "--epochs", "1"]
+    argv += ["--methods", "pca", "--out", str(tmp_path / "o"), "--grid", "4"]
+    assert main(argv) == 0
+    assert "'seed-cnn' is now called 'article-cnn'" in capsys.readouterr().err
+    assert RunDir.open(tmp_path / "o").manifest["config"]["model"] == "article-cnn"
+
+
+def test_recipe_improved_is_the_augmented_cosine_recipe(tmp_path):
+    from latent_atlas.cli import build_parser
+    from latent_atlas.cli.options import training_from
+
+    parser = build_parser()
+    improved = training_from(parser.parse_args(["run", "--recipe", "improved"]))
+    assert improved.augment and improved.lr_schedule == "cosine"
+    plain = training_from(parser.parse_args(["run", "--recipe", "improved", "--no-augment"]))
+    assert not plain.augment and plain.lr_schedule == "cosine"
+    assert training_from(parser.parse_args(["run", "--epochs", "3"])).epochs == 3

@@ -109,6 +109,7 @@ def test_idx_errors_name_the_file(tmp_path):
         load_dataset("mnist", tmp_path)
 
 
+@pytest.mark.slow
 def test_real_mnist_and_fashion_mnist():
     # figures from ../shared/data/*/README.md
     for name, first, mean in (
@@ -229,6 +230,7 @@ def test_cifar10_parquet(tmp_path):
     assert ds.class_names[3] == "class3"
 
 
+@pytest.mark.slow
 def test_cifar10_real_parquet_test_split():
     folder = shared_data("cifar10")
     import pyarrow.parquet as pq

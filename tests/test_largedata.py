@@ -9,6 +9,7 @@ from latent_atlas.errors import ConfigError
 from latent_atlas.largedata import LargeDataRecipe, chunk_indices, fit_large
 from latent_atlas.metrics import knn_accuracy, trustworthiness
 from latent_atlas.reducers import get_reducer
+from latent_atlas.runs import RunDir
 from latent_atlas.sampling import seeded_sample
 
 
@@ -23,6 +24,7 @@ def blobs():
 RECIPE = LargeDataRecipe(threshold=1000, sample=600, chunk=700, refine_iter=100)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["tsne", "umap", "pca"])
 def test_recipe_maps_every_point(blobs, method):
     x, y = blobs
@@ -52,19 +54,18 @@ def test_chunks_and_sample_are_seeded_and_complete():
         LargeDataRecipe(threshold=10, sample=100).check()
 
 
+@pytest.mark.slow
 def test_runs_use_the_recipe_above_the_threshold(tmp_path, blobs):
-    import json
-
     from latent_atlas.config import MapConfig
     from latent_atlas.pipeline import project_features
 
     x, y = blobs
     maps = MapConfig(methods=("pca", "umap"), large=RECIPE, metrics_max_samples=500)
     project_features(x, y, out=tmp_path / "run", maps=maps)
-    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    info = manifest["steps"]["project:umap"]["large_data"]
+    space = RunDir.open(tmp_path / "run").space()
+    info = space.steps.info("embedding:umap")["large_data"]
     assert info["n_sample"] == 600 and info["threshold"] == 1000
-    assert manifest["metrics"]["n_samples"] == 500 and manifest["metrics"]["sampled"] is True
+    assert space.metrics["n_samples"] == 500 and space.metrics["sampled"] is True
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,7 @@ def dask_client():
     cluster.close()
 
 
+@pytest.mark.slow
 def test_dask_transform_chunks_equal_the_single_machine_path(blobs, dask_client):
     from latent_atlas.distributed import chunk_mapper
 
@@ -98,24 +100,26 @@ def test_dask_transform_chunks_equal_the_single_machine_path(blobs, dask_client)
         np.testing.assert_array_equal(here, there, err_msg=method)
 
 
+@pytest.mark.slow
 def test_dask_extraction_equals_the_single_machine_path(tiny_npz, dask_client):
     from latent_atlas import distributed
     from latent_atlas.activations import extract_activations
+    from latent_atlas.backends.torch_module import TorchModuleModel
     from latent_atlas.datasets import load_dataset
     from latent_atlas.models import build_model
 
     ds = load_dataset("npz", tiny_npz)
-    model = build_model("seed-cnn", ds.image_shape, ds.num_classes, seed=0)
+    model = build_model("article-cnn", ds.image_shape, ds.num_classes, seed=0)
     images = np.concatenate([ds.x_test] * 30)  # 2,400 images: 3 shards of 16 batches of 50
     here = extract_activations(model, images, "dense", batch_size=50, progress=False)
-    there = distributed.extract(dask_client, model, images, "dense", batch_size=50)
+    loaded = TorchModuleModel(spec="article-cnn", module=model, details={"name": "article-cnn"})
+    there = distributed.extract(dask_client, loaded, images, "dense", batch_size=50)
     np.testing.assert_array_equal(here.features, there.features)
     np.testing.assert_array_equal(here.probabilities, there.probabilities)
 
 
+@pytest.mark.slow
 def test_run_with_dask_local_equals_the_plain_run(tiny_npz, tmp_path):
-    import json
-
     from latent_atlas.cli import main
 
     pytest.importorskip("distributed")
@@ -145,5 +149,5 @@ def test_run_with_dask_local_equals_the_plain_run(tiny_npz, tmp_path):
         np.testing.assert_array_equal(
             np.load(tmp_path / "plain" / name), np.load(tmp_path / "dask" / name), err_msg=name
         )
-    manifest = json.loads((tmp_path / "dask" / "manifest.json").read_text())
-    assert manifest["steps"]["project:tsne"]["large_data"]["n_sample"] == 30
+    tsne = RunDir.open(tmp_path / "dask").space().steps.info("embedding:tsne")
+    assert tsne["large_data"]["n_sample"] == 30

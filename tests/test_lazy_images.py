@@ -15,7 +15,7 @@ from latent_atlas.datasets import load_dataset
 from latent_atlas.datasets.lazy import LazyImages
 from latent_atlas.errors import DatasetError
 from latent_atlas.fileio import load_npy, save_npy
-from latent_atlas.maps import digest
+from latent_atlas.runs import array_digest as digest
 
 
 def _folder(root, grey_one=True):
@@ -101,7 +101,7 @@ def test_run_on_a_lazy_folder_gives_the_eager_run_results(tmp_path, monkeypatch)
     from latent_atlas.models import build_model
 
     root = _folder(tmp_path / "data", grey_one=False)
-    model = build_model("seed-cnn", (10, 10, 3), 3, seed=0).eval()
+    model = build_model("article-cnn", (10, 10, 3), 3, seed=0).eval()
     ts = tmp_path / "model.pt"
     torch.jit.script(model).save(str(ts))
     outs = {}

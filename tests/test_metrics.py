@@ -127,6 +127,7 @@ def test_evaluate_maps_samples_large_inputs(data):
     assert "120 of 300 points (seeded sample)" in report.to_markdown()
 
 
+@pytest.mark.slow
 def test_trustworthiness_memory_grows_with_blocks_not_n_squared():
     import tracemalloc
 

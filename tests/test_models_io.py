@@ -25,6 +25,7 @@ from latent_atlas.errors import ConfigError, LatentAtlasError, MissingDependency
 from latent_atlas.models import build_model, save_checkpoint, to_tensor
 from latent_atlas.pipeline import RunConfig, run_pipeline
 from latent_atlas.preprocess import Preprocess
+from latent_atlas.runs import RunDir
 
 from .conftest import make_images
 
@@ -42,8 +43,8 @@ MAX_DIFF: dict[str, float] = {}  # measured differences, printed at the end of t
 
 @pytest.fixture(scope="module")
 def seed_model() -> torch.nn.Module:
-    """The seed CNN with random weights and non-trivial BatchNorm statistics, in eval mode."""
-    model = build_model("seed-cnn", (SIZE, SIZE, 3), 4, seed=3)
+    """The article's CNN with random weights and non-trivial BatchNorm statistics, in eval mode."""
+    model = build_model("article-cnn", (SIZE, SIZE, 3), 4, seed=3)
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for bn in (model.bn1, model.bn2, model.bn3):
@@ -67,13 +68,13 @@ def native(seed_model, images):
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, seed_model) -> dict[str, Path]:
-    """The seed CNN as a TorchScript script and trace, a checkpoint and a state dict."""
+    """The article's CNN as a TorchScript script and trace, a checkpoint and a state dict."""
     d = tmp_path_factory.mktemp("models")
     x = torch.zeros(1, 3, SIZE, SIZE)
     out = {"script": d / "script.pt", "trace": d / "trace.pt"}
     torch.jit.script(seed_model).save(str(out["script"]))
     torch.jit.trace(seed_model, x).save(str(out["trace"]))
-    out["checkpoint"] = save_checkpoint(d / "model.pt", seed_model, "seed-cnn")
+    out["checkpoint"] = save_checkpoint(d / "model.pt", seed_model, "article-cnn")
     out["state_dict"] = d / "weights.pth"
     torch.save(seed_model.state_dict(), out["state_dict"])
     return out
@@ -126,7 +127,7 @@ def test_checkpoint_and_factory_match_native(files, images, native):
     assert model.kind == "torch" and model.input_shape == (SIZE, SIZE, 3)
     _same("checkpoint", model.extract(images, "dense", progress=False), native)
     model = load_model(
-        "latent_atlas.models:SeedCNN",
+        "latent_atlas.models:ArticleCNN",
         checkpoint=files["state_dict"],
         model_args={"input_shape": [SIZE, SIZE, 3], "num_classes": 4},
     )
@@ -160,7 +161,7 @@ def test_the_layers_command(files, capsys):
     assert main(["layers", str(files["script"]), "--input-shape", f"{SIZE},{SIZE},3"]) == 0
     out = capsys.readouterr().out
     assert "torchscript" in out and "dense" in out and "128" in out
-    assert main(["layers", "seed-cnn", "--input-shape", "28,28,1"]) == 0
+    assert main(["layers", "article-cnn", "--input-shape", "28,28,1"]) == 0
     assert "32×28×28" in capsys.readouterr().out
 
 
@@ -173,7 +174,7 @@ def test_bad_models_get_one_clear_line(tmp_path, files, seed_model):
     with pytest.raises(ConfigError, match="has no attribute 'Nope'"):
         load_model("latent_atlas.models:Nope")
     with pytest.raises(ConfigError, match="--model-args"):
-        load_model("latent_atlas.models:SeedCNN", checkpoint=files["state_dict"])
+        load_model("latent_atlas.models:ArticleCNN", checkpoint=files["state_dict"])
     # keys that do not match
     other = tmp_path / "other.pth"
     torch.save({"fc.weight": torch.zeros(2, 2)}, other)
@@ -181,14 +182,14 @@ def test_bad_models_get_one_clear_line(tmp_path, files, seed_model):
         ConfigError, match=r"does not fit the model: missing conv1.weight.*unexpected fc"
     ):
         load_model(
-            "latent_atlas.models:SeedCNN",
+            "latent_atlas.models:ArticleCNN",
             checkpoint=other,
             model_args={"input_shape": [SIZE, SIZE, 3], "num_classes": 4},
         )
     # shapes that do not match
     with pytest.raises(ConfigError, match="size mismatch for output.linear.weight"):
         load_model(
-            "latent_atlas.models:SeedCNN",
+            "latent_atlas.models:ArticleCNN",
             checkpoint=files["state_dict"],
             model_args={"input_shape": [SIZE, SIZE, 3], "num_classes": 7},
         )
@@ -238,7 +239,7 @@ def test_missing_extras_name_the_extra(tmp_path, monkeypatch):
 
 
 def test_specs_are_told_apart(files):
-    assert classify_spec("seed-cnn") == "name"
+    assert classify_spec("article-cnn") == "name"
     assert classify_spec("torchvision.models:resnet18") == "factory"
     assert classify_spec(str(files["script"])) == "torch"
     assert classify_spec("model.onnx") == "onnx" and classify_spec("m.keras") == "keras"
@@ -358,6 +359,7 @@ def keras_file(tmp_path_factory, seed_model) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_keras_matches_native(keras_file, images, native, seed_model):
     model = load_model(str(keras_file))
     assert model.kind == "keras" and model.layout == "nhwc"
@@ -453,7 +455,7 @@ def _mixed_folder(root: Path) -> Path:
 
 
 def test_run_with_a_torchscript_model_skips_training(tmp_path, capsys):
-    model = build_model("seed-cnn", (12, 12, 3), 4, seed=0).eval()
+    model = build_model("article-cnn", (12, 12, 3), 4, seed=0).eval()
     ts = tmp_path / "model.pt"
     torch.jit.script(model).save(str(ts))
     data = _mixed_folder(tmp_path / "data")
@@ -463,7 +465,8 @@ def test_run_with_a_torchscript_model_skips_training(tmp_path, capsys):
     assert main(argv) == 0
     assert "not trained here" in capsys.readouterr().out
     manifest = json.loads((out / "manifest.json").read_text())
-    assert not (out / "model.pt").exists() and "train" not in manifest["steps"]
+    run = RunDir.open(out)
+    assert not (out / "model.pt").exists() and "model" not in run.steps.entries
     assert "training" not in manifest
     assert manifest["model"]["spec"] == str(ts) and manifest["model"]["kind"] == "torchscript"
     assert manifest["model"]["predictions"].startswith("recorded")
@@ -475,9 +478,9 @@ def test_run_with_a_torchscript_model_skips_training(tmp_path, capsys):
     feats = np.load(out / "activations.npy")
     assert feats.shape == (24, 128) and (out / "predictions.npy").is_file()
     # the same command again reuses the extraction
-    key = manifest["steps"]["extract"]["key"]
+    key = run.space().steps.key("features")
     assert main(argv) == 0
-    assert json.loads((out / "manifest.json").read_text())["steps"]["extract"]["key"] == key
+    assert RunDir.open(out).space().steps.key("features") == key
 
 
 def test_run_with_a_model_of_other_classes_records_no_predictions(tmp_path):
@@ -485,7 +488,7 @@ def test_run_with_a_model_of_other_classes_records_no_predictions(tmp_path):
     config = RunConfig(
         dataset="folder",
         data_dir=str(data),
-        model="latent_atlas.models:SeedCNN",
+        model="latent_atlas.models:ArticleCNN",
         model_args={"input_shape": [12, 12, 3], "num_classes": 3},
         layer="relu3",
         maps=RunConfig().maps.__class__(methods=("pca",)),

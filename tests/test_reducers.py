@@ -50,6 +50,7 @@ def test_estimator_contract(method):
     assert not any(k.endswith("_") for k in vars(est))  # nothing learned before fit
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("method", "floor"),
     [
@@ -74,6 +75,7 @@ def test_quality_floor_and_reproducibility(digits, method, floor):
         np.testing.assert_array_equal(emb, again)
 
 
+@pytest.mark.slow
 def test_transform_places_new_points(digits):
     x, y = digits
     for method in ("pca", "tsne", "umap", "pacmap", "isomap"):
@@ -169,6 +171,7 @@ def _expected_failures(estimator):
     return _EXPECTED.get(method_name(estimator), {})
 
 
+@pytest.mark.slow
 @parametrize_with_checks(
     [get_reducer(m, random_state=0, **kw) for m, kw in _FAST.items()],
     expected_failed_checks=_expected_failures,

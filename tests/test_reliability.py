@@ -17,6 +17,7 @@ from PIL import Image
 
 from latent_atlas.cli import main
 from latent_atlas.errors import describe_os_error
+from latent_atlas.runs import RunDir
 
 ARGS = [
     "-q",
@@ -52,7 +53,8 @@ def progress_marks(out: Path) -> set[str]:
         manifest = json.loads((out / "manifest.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return set()
-    return set(manifest) | set(manifest.get("steps", {}))
+    spaces = manifest.get("spaces", {}).values()
+    return set(manifest) | set(manifest.get("steps", {})).union(*(s["steps"] for s in spaces))
 
 
 def check_every_artifact(out: Path) -> None:
@@ -77,6 +79,7 @@ def check_every_artifact(out: Path) -> None:
             assert path.read_text().endswith("\n")
 
 
+@pytest.mark.slow
 def test_sigkill_at_several_points_leaves_no_corrupt_artifact(tiny_npz, tmp_path):
     reference = tmp_path / "reference"
     proc = run_cli(tiny_npz, reference)
@@ -85,7 +88,7 @@ def test_sigkill_at_several_points_leaves_no_corrupt_artifact(tiny_npz, tmp_path
     out = tmp_path / "killed"
     # kill just after each of these appears in the manifest: while training, while extracting,
     # while fitting t-SNE, while drawing plots and atlases
-    kill_after = ["dataset", "train", "project:pca", "compare"]
+    kill_after = ["dataset", "model", "embedding:pca", "metrics"]
     for marker in kill_after:
         proc = run_cli(tiny_npz, out)
         deadline = time.monotonic() + 240
@@ -230,8 +233,8 @@ def test_one_dimensional_features_and_a_single_class(tmp_path, capsys):
         )
         == 0
     )
-    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
-    assert np.isnan(manifest["metrics"]["scores"]["tsne"]["silhouette"])  # one class: undefined
+    scores = RunDir.open(tmp_path / "o").space().metrics["scores"]
+    assert np.isnan(scores["tsne"]["silhouette"])  # one class: undefined
 
 
 def test_npy_with_objects_is_refused(tmp_path, capsys):

@@ -36,6 +36,17 @@ _EXPORTS = {
     "available_reducers": "reducers",
     "get_reducer": "reducers",
     "TrainingConfig": "recipes",
+    "AtlasConfig": "config",
+    "MapConfig": "config",
+    "MapSpec": "config",
+    "RunConfig": "config",
+    "LatentSpace": "latent",
+    "RunDir": "runs",
+    "RunSummary": "pipeline",
+    "project_features": "pipeline",
+    "run_pipeline": "pipeline",
+    "ViewerData": "viewer",
+    "build_viewer": "viewer",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,7 +216,8 @@ def extract_activations(
 
     The forward passes run on :func:`inference_model`'s copy of ``model`` (BatchNorm folded
     into the convolutions before it, channels-last tensors): about twice as fast on the CPU,
-    with outputs within about 1e-6 of the unfused model's.
+    with outputs within about 1e-6 of the unfused model's. The same loop serves every model a
+    user brings (:meth:`latent_atlas.backends.LoadedModel.extract`).
     """
     import torch
 
@@ -228,15 +229,52 @@ def extract_activations(
     configure_threads(threads)
     model.eval()
     fast = inference_model(model, keep=layer)
+    with capture_layer(fast, layer, pool) as captured, torch.inference_mode():
+
+        def run_batch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+            logits = fast(to_tensor(batch, channels_last=True))
+            return captured.pop().numpy(), as_probabilities(logits.numpy())
+
+        return run_extraction(
+            images,
+            run_batch,
+            layer=layer,
+            pool=pool,
+            batch_size=batch_size,
+            progress=progress,
+            features_out=features_out,
+        )
+
+
+#: one batch of uint8 images → (its N×D float32 features, N×K probabilities or None)
+BatchFn = Callable[[np.ndarray], tuple[np.ndarray, "np.ndarray | None"]]
+
+
+def run_extraction(
+    images: Any,
+    run_batch: BatchFn,
+    *,
+    layer: str,
+    pool: str,
+    batch_size: int = EXTRACT_BATCH,
+    progress: bool = True,
+    features_out: str | Path | None = None,
+) -> Activations:
+    """The extraction loop every model shares: batches, a progress bar, optional streaming.
+
+    ``images`` is any array-like that slices; each batch is decoded only when it is run.
+    Probabilities are kept while every batch gives some. With ``features_out`` the features
+    go straight into that ``.npy`` file (see :func:`extract_activations`).
+    """
     if len(images) == 0:
         raise ConfigError("no images to extract activations from")
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     feats: list[np.ndarray] = []
-    probs: list[np.ndarray] = []
+    probs: list[np.ndarray] | None = []
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
         stream = None  # the features file, opened once the first batch gives its width
-        captured = stack.enter_context(capture_layer(fast, layer, pool))
-        stack.enter_context(torch.inference_mode())
         for start in progress_bar(
             range(0, len(images), batch_size),
             enabled=progress,
@@ -244,10 +282,11 @@ def extract_activations(
             unit="batch",
             leave=False,
         ):
-            batch = np.asarray(images[start : start + batch_size])
-            logits = fast(to_tensor(batch, channels_last=True))
-            probs.append(torch.softmax(logits, 1).numpy())
-            out = captured.pop().numpy()
+            out, p = run_batch(np.asarray(images[start : start + batch_size]))
+            if p is None:
+                probs = None  # not a class score vector: no predictions at all
+            elif probs is not None:
+                probs.append(p)
             if not features_out:
                 feats.append(out)
                 continue
@@ -265,7 +304,7 @@ def extract_activations(
     )
     return Activations(
         features=features,
-        probabilities=np.concatenate(probs).astype(np.float32),
+        probabilities=None if not probs else np.concatenate(probs).astype(np.float32),
         layer=layer,
         pool=pool,
         seconds=time.perf_counter() - t0,

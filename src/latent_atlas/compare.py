@@ -1,9 +1,10 @@
 """Comparing maps: every quality metric of every map of a run, as files a user can open.
 
-``write_comparison`` runs :func:`latent_atlas.metrics.evaluate_maps` on a run's maps and writes
-``metrics.csv``, ``metrics.md`` (a Markdown table), ``metrics.png`` (scores, and each map
+``write_metrics`` runs :func:`latent_atlas.metrics.evaluate_maps` on the maps of one latent space
+and writes ``metrics.csv``, ``metrics.md`` (a Markdown table), ``metrics.png`` (scores, and each map
 coloured by per-point neighbourhood preservation) and ``metrics_per_point.parquet``; the
-numbers also go into the manifest. ``compare_run`` does it for a finished run directory.
+numbers also go into the space's manifest entry. ``compare_run`` does it for every space of a
+finished run directory.
 """
 
 from __future__ import annotations
@@ -17,34 +18,34 @@ from typing import Any
 import numpy as np
 
 from latent_atlas.errors import ConfigError
-from latent_atlas.fileio import load_npy, save_bytes, save_figure, save_table
+from latent_atlas.fileio import save_bytes, save_figure, save_table
 from latent_atlas.latent import LatentSpace
 from latent_atlas.metrics import SCORES, evaluate_maps
 from latent_atlas.plotting import QualityDisplay
-from latent_atlas.runs import Run
+from latent_atlas.runs import RunDir, SpaceDir
 
 FILES = ["metrics.csv", "metrics.md", "metrics.png", "metrics_per_point.parquet"]
 
 
-def write_comparison(
-    run: Run,
+def write_metrics(
+    space: SpaceDir,
     latent: LatentSpace,
     embeddings: dict[str, np.ndarray],
     *,
     k: int = 10,
     max_samples: int | None = 10_000,
     seed: int = 0,
-    base_key: Any = None,
 ) -> dict[str, Any]:
-    """Evaluate every map; write the comparison files; record the scores in the manifest."""
+    """Evaluate every map of ``space``; write the metrics files; record the scores."""
+    steps = space.steps
     key = {
-        "base": base_key,
-        "embeddings": {m: run.step_info(f"project:{m}").get("key") for m in embeddings},
+        "features": steps.key("features"),
+        "embeddings": {m: steps.key(f"embedding:{m}") for m in embeddings},
         "k": k,
         "max_samples": max_samples,
         "seed": seed,
     }
-    if not run.is_done("compare", key):
+    if not steps.is_done("metrics", key):
         t0 = time.perf_counter()
         report = evaluate_maps(
             latent.features,
@@ -54,17 +55,9 @@ def write_comparison(
             max_samples=max_samples,
             random_state=seed,
         )
-        fit_seconds = {m: run.step_info(f"project:{m}").get("seconds") for m in embeddings}
-        save_bytes(run.file("metrics.csv"), _csv(report, fit_seconds).encode())
-        save_bytes(run.file("metrics.md"), report.to_markdown().encode())
-        save_figure(run.file("metrics.png"), QualityDisplay.from_report(report, embeddings).figure_)
-        per_point = {"index": report.sample.astype(np.int64)}
-        per_point.update(
-            {f"{m}_preservation": v.astype(np.float32) for m, v in report.per_point.items()}
-        )
-        save_table(run.file("metrics_per_point.parquet"), per_point)
-        run.finish(
-            "compare",
+        _write_report(space, report, embeddings)
+        steps.finish(
+            "metrics",
             key,
             FILES,
             time.perf_counter() - t0,
@@ -74,10 +67,23 @@ def write_comparison(
             n_total=report.n_total,
             sampled=report.sampled,
             reference=report.reference,
+            seed=seed,
         )
-    info = {k_: v for k_, v in run.step_info("compare").items() if k_ not in ("key", "finished")}
-    run.update(metrics=info)
+    info = steps.info("metrics")
+    space.set(metrics=info)
     return info
+
+
+def _write_report(space: SpaceDir, report: Any, embeddings: dict[str, np.ndarray]) -> None:
+    fit_seconds = {m: space.steps.info(f"embedding:{m}").get("seconds") for m in embeddings}
+    save_bytes(space.file("metrics.csv"), _csv(report, fit_seconds).encode())
+    save_bytes(space.file("metrics.md"), report.to_markdown().encode())
+    save_figure(space.file("metrics.png"), QualityDisplay.from_report(report, embeddings).figure_)
+    per_point = {"index": report.sample.astype(np.int64)}
+    per_point.update(
+        {f"{m}_preservation": v.astype(np.float32) for m, v in report.per_point.items()}
+    )
+    save_table(space.file("metrics_per_point.parquet"), per_point)
 
 
 def _csv(report: Any, fit_seconds: dict[str, float | None]) -> str:
@@ -92,21 +98,34 @@ def _csv(report: Any, fit_seconds: dict[str, float | None]) -> str:
 
 
 def compare_run(
-    run_dir: str | Path, *, k: int = 10, max_samples: int | None = 10_000, seed: int = 0
-) -> dict[str, Any]:
-    """Compare every map of a finished run (``latent-atlas compare RUN_DIR``)."""
-    run = Run(run_dir, create=False)
-    files = sorted(run.path.glob("embedding_*.npy"))
-    if not files:
-        raise ConfigError(f"{run.path} has no maps (embedding_*.npy) to compare")
-    embeddings = {p.stem.removeprefix("embedding_"): load_npy(p) for p in files}
-    latent = LatentSpace.load(run.path, run.manifest.get("dataset", {}).get("class_names"))
-    return write_comparison(
-        run,
-        latent,
-        embeddings,
-        k=k,
-        max_samples=max_samples,
-        seed=seed,
-        base_key=run.step_info("extract").get("key"),
-    )
+    run_dir: str | Path,
+    *,
+    space: str | None = None,
+    k: int = 10,
+    max_samples: int | None = 10_000,
+    seed: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Compare every map of each latent space of a finished run (``latent-atlas compare``).
+
+    ``space`` limits it to one space; ``seed`` (default: the run's) draws the metric sample.
+    Returns each space's metrics record by space name. The run's history records the
+    command; its provenance stays as it was.
+    """
+    run = RunDir.open(run_dir, command="compare")
+    spaces = [run.space(space)] if space is not None else run.spaces()
+    if not spaces:
+        raise ConfigError(f"{run.path} holds no latent space to compare")
+    out = {}
+    for found in spaces:
+        embeddings = found.embeddings()
+        if not embeddings:
+            raise ConfigError(f"{found.describe()} has no maps (embedding_*.npy) to compare")
+        out[found.name] = {"folder": found.path} | write_metrics(
+            found,
+            found.load_latent(),
+            embeddings,
+            k=k,
+            max_samples=max_samples,
+            seed=run.seed if seed is None else seed,
+        )
+    return out

@@ -2,26 +2,32 @@
 of the remaining points over chunks (``--dask SCHEDULER_ADDRESS`` or ``--dask local``).
 
 Both split the work exactly as the single-machine path does — shards of whole extraction
-batches, the same chunks of points — so the cluster computes the same numbers. The model
-travels to the workers as a checkpoint (weights only, loaded with ``weights_only=True``), the
-fitted reducer as a pickle made here.
+batches, the same chunks of points — so the cluster computes the same numbers. Any model
+travels to the workers as a :class:`~latent_atlas.backends.base.PortableModel` (its file's
+bytes, or a checkpoint of its weights: tensors only, read with ``weights_only=True``) and is
+loaded once per worker; the fitted reducer travels as a pickle made here.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from latent_atlas.activations import EXTRACT_BATCH
+from latent_atlas.activations import EXTRACT_BATCH, Activations
+from latent_atlas.backends.base import LoadedModel, PortableModel
 from latent_atlas.errors import ConfigError, require
+from latent_atlas.fileio import load_npy, npy_writer
+from latent_atlas.preprocess import Preprocess
 
 log = logging.getLogger("latent_atlas")
 
 SHARD_BATCHES = 16  # extraction batches per Dask task
+_WORKER_MODELS: dict[str, LoadedModel] = {}  # on a worker: the models it has loaded, by digest
 
 
 def connect(address: str) -> Any:
@@ -64,58 +70,90 @@ def _transform(reducer: Any, X: np.ndarray) -> np.ndarray:
 
 def extract(
     client: Any,
-    model: Any,
-    images: np.ndarray,
+    model: LoadedModel,
+    images: Any,
     layer: str,
     *,
     pool: str = "avg",
+    preprocess: Preprocess | None = None,
     batch_size: int = EXTRACT_BATCH,
-) -> Any:
-    """:func:`latent_atlas.activations.extract_activations` with the images in shards on Dask."""
-    import torch
+    features_out: str | Path | None = None,
+) -> Activations:
+    """:meth:`LoadedModel.extract` with the images in shards on the workers of ``client``.
 
-    from latent_atlas.activations import Activations
-
-    buffer = io.BytesIO()
-    torch.save({"config": dict(model.config), "state_dict": model.state_dict()}, buffer)
-    weights = client.scatter(buffer.getvalue(), broadcast=True)
+    Every shard holds whole batches, so each image meets the same batch as on one machine.
+    With ``features_out`` the shards' features are written into that ``.npy`` file as they
+    arrive.
+    """
+    model.check_layer(layer)
+    pre = model.resolve_preprocess(preprocess, tuple(images.shape[1:]))
+    portable = model.portable()
+    digest = hashlib.sha256(portable.data).hexdigest()
+    remote = client.scatter(portable, broadcast=True)
     shard = batch_size * SHARD_BATCHES
+    starts = list(range(0, len(images), shard))
     futures = [
         client.submit(
             _extract_shard,
-            weights,
+            remote,
+            digest,
             np.asarray(images[i : i + shard]),
             layer,
             pool,
+            pre,
             batch_size,
             pure=False,
         )
-        for i in range(0, len(images), shard)
+        for i in starts
     ]
     log.info("dask: extracting %d images in %d shards", len(images), len(futures))
     parts = client.gather(futures)
+    return _assemble(parts, starts, len(images), layer, pool, features_out)
+
+
+def _assemble(
+    parts: list[Activations],
+    starts: list[int],
+    n: int,
+    layer: str,
+    pool: str,
+    features_out: str | Path | None,
+) -> Activations:
+    if features_out:
+        with npy_writer(features_out, np.float32, (n, parts[0].features.shape[1])) as out:
+            for start, part in zip(starts, parts, strict=True):
+                out[start : start + len(part.features)] = part.features
+        features = load_npy(features_out, mmap=True)
+    else:
+        features = np.concatenate([p.features for p in parts])
+    probs = [p.probabilities for p in parts]
     return Activations(
-        features=np.concatenate([p[0] for p in parts]),
-        probabilities=np.concatenate([p[1] for p in parts]),
+        features=features,
+        probabilities=None if any(p is None for p in probs) else np.concatenate(probs),
         layer=layer,
         pool=pool,
-        seconds=sum(p[2] for p in parts),
+        seconds=sum(p.seconds for p in parts),
     )
 
 
 def _extract_shard(
-    weights: bytes, images: np.ndarray, layer: str, pool: str, batch_size: int
-) -> tuple[np.ndarray, np.ndarray, float]:
-    import torch
-
-    from latent_atlas.activations import extract_activations
-    from latent_atlas.models import SeedCNN
-
-    payload = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
-    cfg = payload["config"]
-    model = SeedCNN(tuple(cfg["input_shape"]), cfg["num_classes"], cfg.get("dense_units", 128))
-    model.load_state_dict(payload["state_dict"])
-    acts = extract_activations(
-        model, images, layer, pool=pool, batch_size=batch_size, threads=1, progress=False
+    portable: PortableModel,
+    digest: str,
+    images: np.ndarray,
+    layer: str,
+    pool: str,
+    preprocess: Preprocess,
+    batch_size: int,
+) -> Activations:
+    model = _WORKER_MODELS.get(digest)
+    if model is None:
+        model = _WORKER_MODELS[digest] = portable.load()
+    return model.extract(
+        images,
+        layer,
+        pool=pool,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        threads=1,
+        progress=False,
     )
-    return acts.features, acts.probabilities, acts.seconds

@@ -31,6 +31,10 @@ class MissingDependencyError(LatentAtlasError, ImportError):
         self.extra = extra
 
 
+class RenamedWarning(DeprecationWarning):
+    """An old spelling (an option, a model name) that still works under its new name."""
+
+
 def describe_os_error(exc: OSError) -> str:
     """One line for an operating-system error: the file, what went wrong, what to do."""
     import errno

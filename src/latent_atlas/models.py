@@ -1,14 +1,18 @@
 """Image classifiers, found by name, and their checkpoints.
 
-``seed-cnn`` is the seed article's CIFAR-10 network, layer for layer: three blocks of
+``article-cnn`` is the article's CIFAR-10 network, layer for layer: three blocks of
 [Conv 3×3 'same' without bias → BatchNorm → ReLU → MaxPool 2×2] with 32, 64 and 128 filters,
 Flatten, ``dense`` (Dense(128) with ReLU) and ``output`` (Dense(num_classes); softmax is applied
 by :func:`predict_proba` and folded into the loss during training). Initialisation and
-BatchNorm settings follow Keras' defaults so that training behaves like the seed's.
+BatchNorm settings follow Keras' defaults so that training behaves like the article's.
+
+Its earlier names, the registry name ``seed-cnn`` and the class ``SeedCNN``, still work with a
+deprecation warning (:func:`resolve_model_name`); checkpoints saved under ``seed-cnn`` load.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +26,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from latent_atlas.errors import ConfigError, LatentAtlasError  # noqa: E402
+from latent_atlas.errors import ConfigError, LatentAtlasError, RenamedWarning  # noqa: E402
 from latent_atlas.fileio import atomic_path  # noqa: E402
+from latent_atlas.recipes import MODEL_ALIASES, resolve_model_name  # noqa: E402,F401
 
 CHECKPOINT_FORMAT = "latent-atlas-checkpoint"
 
@@ -43,8 +48,8 @@ class Dense(nn.Module):
         return self.activation(self.linear(x))
 
 
-class SeedCNN(nn.Sequential):
-    """The seed article's CNN, adapting to the input's size and channels."""
+class ArticleCNN(nn.Sequential):
+    """The article's CNN, adapting to the input's size and channels."""
 
     FILTERS = (32, 64, 128)
 
@@ -52,10 +57,10 @@ class SeedCNN(nn.Sequential):
         h, w, c = (int(v) for v in input_shape)
         if min(h, w) < 8:
             raise ConfigError(
-                f"seed-cnn needs images of at least 8×8 pixels (three 2×2 poolings), got {h}×{w}"
+                f"article-cnn needs images of at least 8×8 pixels (three 2×2 poolings), got {h}×{w}"
             )
         if num_classes < 2:
-            raise ConfigError(f"seed-cnn needs at least 2 classes, got {num_classes}")
+            raise ConfigError(f"article-cnn needs at least 2 classes, got {num_classes}")
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         channels = c
         for i, filters in enumerate(self.FILTERS, start=1):
@@ -85,11 +90,27 @@ def _keras_init(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"seed-cnn": SeedCNN}
+MODELS: dict[str, Callable[..., nn.Module]] = {"article-cnn": ArticleCNN}
+# earlier names of this module's attributes, still importable with a deprecation warning
+_RENAMED_ATTRIBUTES: dict[str, str] = {"SeedCNN": "ArticleCNN"}
 
 
 def available_models() -> list[str]:
     return list(MODELS)
+
+
+def __getattr__(attr: str) -> Any:
+    """Earlier names of the module's attributes (``SeedCNN``), with a deprecation warning."""
+    new = _RENAMED_ATTRIBUTES.get(attr)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+    warnings.warn(
+        f"latent_atlas.models.{attr} is now called {new}; use latent_atlas.models.{new} "
+        "(the old name will go)",
+        RenamedWarning,
+        stacklevel=2,
+    )
+    return globals()[new]
 
 
 def build_model(
@@ -100,11 +121,23 @@ def build_model(
     seed: int | None = None,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build a model by registry name, e.g. ``build_model("seed-cnn", (32, 32, 3), 10)``.
+    """Build a model by registry name, e.g. ``build_model("article-cnn", (32, 32, 3), 10)``.
 
-    With ``seed``, the initial weights depend on it alone (torch's global generator is left as
-    it was).
+    An earlier name (``seed-cnn``) builds the same model, with a deprecation warning. With
+    ``seed``, the initial weights depend on it alone (torch's global generator is left as it
+    was).
     """
+    return _build(resolve_model_name(name), input_shape, num_classes, seed=seed, **kwargs)
+
+
+def _build(
+    name: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    seed: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
     try:
         factory = MODELS[name]
     except KeyError:
@@ -120,7 +153,7 @@ def build_model(
 
 
 def to_tensor(images: np.ndarray, *, channels_last: bool = False) -> torch.Tensor:
-    """uint8 N×H×W×C images to float32 N×C×H×W in [0, 1] (the seed's preprocessing).
+    """uint8 N×H×W×C images to float32 N×C×H×W in [0, 1] (the article's preprocessing).
 
     With ``channels_last`` the tensor keeps the images' N×H×W×C memory order (no copy to
     reorder it), which is what channels-last models want.
@@ -146,11 +179,15 @@ def predict_proba(model: nn.Module, images: np.ndarray, batch_size: int = 512) -
 def save_checkpoint(
     path: str | Path, model: nn.Module, name: str, extra: dict[str, Any] | None = None
 ) -> Path:
-    """Save weights and the information needed to rebuild the model, atomically."""
+    """Save weights and the information needed to rebuild the model, atomically.
+
+    ``name`` is the model's registry name; an earlier one (``seed-cnn``) is recorded under its
+    new name (``article-cnn``), with a deprecation warning.
+    """
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": 1,
-        "model": name,
+        "model": resolve_model_name(name),
         "config": dict(getattr(model, "config", {})),
         "state_dict": model.state_dict(),
         "extra": extra or {},
@@ -179,10 +216,14 @@ def is_checkpoint(payload: object) -> bool:
 
 
 def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model of a checkpoint already read with ``weights_only=True``."""
+    """Rebuild the model of a checkpoint already read with ``weights_only=True``.
+
+    A checkpoint saved under an earlier registry name (``seed-cnn``, older runs' ``model.pt``)
+    rebuilds the model under its new name, without a warning.
+    """
     cfg = payload["config"]
-    model = build_model(
-        payload["model"],
+    model = _build(
+        resolve_model_name(payload["model"], warn=False),
         tuple(cfg["input_shape"]),
         cfg["num_classes"],
         dense_units=cfg.get("dense_units", 128),

@@ -12,11 +12,15 @@ network and optimiser with random crops and flips and a cosine learning-rate sch
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from latent_atlas.errors import ConfigError
+from latent_atlas.errors import ConfigError, RenamedWarning
 
+ARTICLE_MODEL = "article-cnn"  # the article's network, by its registry name
+# earlier registry names, still taken (with a deprecation warning) and read from checkpoints
+MODEL_ALIASES: dict[str, str] = {"seed-cnn": ARTICLE_MODEL}
 VALIDATIONS = ("split", "test")  # early-stop on 10% of the train split, or (the article) on test
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -76,6 +80,37 @@ class TrainingConfig:
         return replace(self, **{k: v for k, v in options.items() if v is not None})
 
 
+def resolve_model_name(name: str, *, warn: bool = True) -> str:
+    """The registry name ``name`` stands for: an earlier name is mapped to its new one.
+
+    ``seed-cnn`` becomes ``article-cnn``, with a :class:`~latent_atlas.errors.RenamedWarning`
+    (a ``DeprecationWarning``) unless ``warn`` is False (as for a checkpoint saved under the old
+    name, which its user cannot respell). Any other name is returned as it is.
+    """
+    new = MODEL_ALIASES.get(name)
+    if new is None:
+        return name
+    if warn:
+        warnings.warn(
+            f"model {name!r} is now called {new!r}; use {new!r} (the old name will go)",
+            RenamedWarning,
+            stacklevel=3,
+        )
+    return new
+
+
+def _at_least(what: str, value: int, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{what} must be a whole number, got {value!r}")
+    if value < low:
+        raise ConfigError(f"{what} must be at least {low}, got {value}")
+
+
+def _one_of(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+
+
 RECIPES: dict[str, TrainingConfig] = {
     "article": TrainingConfig(),
     "improved": TrainingConfig(augment=True, lr_schedule="cosine"),
@@ -87,16 +122,4 @@ def recipe(name: str) -> TrainingConfig:
     try:
         return RECIPES[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}"
-        ) from None
-
-
-def _at_least(what: str, value: int, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"{what} must be an integer of at least {low}, got {value!r}")
-
-
-def _one_of(what: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None

@@ -1,10 +1,11 @@
-"""Training a classifier the way the seed does: Adam, batches of 128, early stopping.
+"""Training a classifier the way the article does: Adam, batches of 128, early stopping.
 
-The seed trains with Adam (learning rate 1e-3), batch size 128, up to 50 epochs, stops when
-the validation loss has not improved for 7 epochs and restores the best weights. The seed
+The article trains with Adam (learning rate 1e-3), batch size 128, up to 50 epochs, stops when
+the validation loss has not improved for 7 epochs and restores the best weights. The article
 validates on the *test* set; latent-atlas holds out 10% of the training images instead
 (``validation="split"``) so the reported test accuracy is honest. ``validation="test"``
-reproduces the seed exactly.
+reproduces the article exactly. The options are a :class:`~latent_atlas.recipes.TrainingConfig`;
+the random seed and the number of threads are :func:`train_model`'s keywords.
 
 BatchNorm keeps Keras' running-statistics momentum (0.01 per batch in torch's convention)
 where an epoch has 300 batches or more, as on CIFAR-10 (352). On small data sets (the bundled
@@ -35,58 +36,13 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from latent_atlas.datasets.base import Dataset  # noqa: E402
-from latent_atlas.errors import ConfigError, DatasetError  # noqa: E402
+from latent_atlas.errors import DatasetError  # noqa: E402
 from latent_atlas.models import to_tensor  # noqa: E402
 from latent_atlas.progress import progress_bar  # noqa: E402
+from latent_atlas.recipes import TrainingConfig  # noqa: E402
 
-VALIDATION_CHOICES = ("split", "test")
-LR_SCHEDULES = ("constant", "cosine")
 CROP_PADDING = 4
 log = logging.getLogger("latent_atlas")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The training recipe; the defaults are the seed's."""
-
-    epochs: int = 50
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    patience: int = 7
-    validation: str = "split"
-    val_fraction: float = 0.1
-    seed: int = 0
-    threads: int | None = None
-    bn_momentum: float | str = "auto"
-    augment: bool = False
-    lr_schedule: str = "constant"
-
-    def check(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning rate must be positive, got {self.learning_rate}")
-        if self.patience < 1:
-            raise ConfigError(f"patience must be at least 1, got {self.patience}")
-        if self.validation not in VALIDATION_CHOICES:
-            raise ConfigError(
-                f"validation must be one of {', '.join(VALIDATION_CHOICES)}, "
-                f"got {self.validation!r}"
-            )
-        if self.bn_momentum != "auto" and not (
-            isinstance(self.bn_momentum, int | float) and 0 < self.bn_momentum <= 1
-        ):
-            raise ConfigError(
-                f"bn_momentum must be 'auto' or lie in (0, 1], got {self.bn_momentum!r}"
-            )
-        if not 0 < self.val_fraction < 1:
-            raise ConfigError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(
-                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
-            )
 
 
 @dataclass
@@ -180,29 +136,108 @@ def evaluate(
 def train_model(
     model: nn.Module,
     dataset: Dataset,
-    config: TrainConfig | None = None,
+    config: TrainingConfig | None = None,
     *,
+    seed: int = 0,
+    threads: int | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train ``model`` on ``dataset``'s train split, early-stopping on validation loss.
 
-    The best weights (lowest validation loss) are restored into ``model`` before the test split
-    is scored. Deterministic for a given ``config.seed`` on the same machine.
+    ``config`` is the recipe (the article's by default); ``seed`` seeds the validation split,
+    the batch order and the augmentation; ``threads`` is torch's thread count (None: the
+    default of :func:`~latent_atlas.threads.configure_threads`). The best weights (lowest
+    validation loss) are restored into ``model`` before the test split is scored.
+    Deterministic for a given ``seed`` on the same machine.
     """
-    config = config or TrainConfig()
-    config.check()
+    config = TrainingConfig() if config is None else config
+    if not isinstance(config, TrainingConfig):
+        raise TypeError(
+            f"config must be a latent_atlas.recipes.TrainingConfig, got {type(config).__name__}"
+        )
+    _check_dataset(dataset)
+    used_threads = configure_threads(threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    data = _prepare_data(model, dataset, config, seed)
+    generator = torch.Generator().manual_seed(seed)
+    result = TrainResult(threads=used_threads, n_train=len(data.x_fit), n_val=len(data.x_val))
+    loop = _make_loop(model, config, data, rng, generator, progress)
+    stopping = _EarlyStopping(config.patience, copy.deepcopy(model.state_dict()))
+    result.bn_momentum = _set_bn_momentum(model, config.bn_momentum, loop.n_batches)
+    loop.scheduler = _make_scheduler(loop.optimizer, config, loop.n_batches)
+    started = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        record = _run_epoch(loop, epoch)
+        result.history.append(record)
+        result.epochs_run = epoch
+        if stopping.should_stop(epoch, record["val_loss"], model):
+            result.stopped_early = True
+            break
+    result.best_epoch = stopping.best_epoch
+    _finish(model, dataset, result, stopping.best_state, started)
+    return result
+
+
+@dataclass
+class _Data:
+    """The prepared tensors: the images trained on and the validation images."""
+
+    x_fit: torch.Tensor
+    y_fit: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+
+
+@dataclass
+class _Loop:
+    """What an epoch needs: the model, its optimiser, the data and the seeded generators."""
+
+    model: nn.Module
+    config: TrainingConfig
+    data: _Data
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator
+    generator: torch.Generator
+    n_batches: int
+    progress: bool
+    loss_fn: nn.Module = field(default_factory=nn.CrossEntropyLoss)
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+
+
+@dataclass
+class _EarlyStopping:
+    """The best validation loss so far, its epoch and weights, and the epochs waited since."""
+
+    patience: int
+    best_state: dict[str, Any]
+    best_loss: float = float("inf")
+    best_epoch: int = 0
+    waited: int = 0
+
+    def should_stop(self, epoch: int, val_loss: float, model: nn.Module) -> bool:
+        """Record ``epoch``'s validation loss; True once ``patience`` epochs did not improve."""
+        if val_loss < self.best_loss:
+            self.best_loss, self.waited, self.best_epoch = val_loss, 0, epoch
+            self.best_state = copy.deepcopy(model.state_dict())
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+
+def _check_dataset(dataset: Dataset) -> None:
     if len(dataset.x_train) < 2:
         raise DatasetError(f"{dataset.name}: the train split needs at least 2 images to train")
     if len(np.unique(dataset.y_train)) < 2:
         raise DatasetError(
             f"{dataset.name}: the train split holds a single class; nothing to learn"
         )
-    threads = configure_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
 
+
+def _prepare_data(model: nn.Module, dataset: Dataset, config: TrainingConfig, seed: int) -> _Data:
+    """The fit and validation tensors (channels-last), and ``model`` made channels-last."""
     if config.validation == "split":
-        fit_idx, val_idx = validation_split(dataset.y_train, config.val_fraction, config.seed)
+        fit_idx, val_idx = validation_split(dataset.y_train, config.val_fraction, seed)
         x_fit, y_fit = dataset.x_train[fit_idx], dataset.y_train[fit_idx]
         x_val, y_val = dataset.x_train[val_idx], dataset.y_train[val_idx]
     else:
@@ -211,100 +246,135 @@ def train_model(
     # channels-last tensors let oneDNN's convolutions skip layout conversions (measured 1.4×
     # faster training on this CNN, see bench/RESULTS.md)
     model.to(memory_format=torch.channels_last)
-    xf, yf = _channels_last(to_tensor(x_fit)), torch.from_numpy(y_fit)
-    xv, yv = _channels_last(to_tensor(x_val)), torch.from_numpy(y_val)
-    generator = torch.Generator().manual_seed(config.seed)
+    return _Data(
+        _channels_last(to_tensor(x_fit)),
+        torch.from_numpy(y_fit),
+        _channels_last(to_tensor(x_val)),
+        torch.from_numpy(y_val),
+    )
 
+
+def _make_loop(
+    model: nn.Module,
+    config: TrainingConfig,
+    data: _Data,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    progress: bool,
+) -> _Loop:
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-7)
-    loss_fn = nn.CrossEntropyLoss()
-    result = TrainResult(threads=threads, n_train=len(xf), n_val=len(xv))
-    best_loss, best_state, waited = float("inf"), copy.deepcopy(model.state_dict()), 0
-    n_batches = (len(xf) + config.batch_size - 1) // config.batch_size
-    result.bn_momentum = _set_bn_momentum(model, config.bn_momentum, n_batches)
-    scheduler = None
-    if config.lr_schedule == "cosine":  # per step, from the base rate down to zero
-        total = config.epochs * n_batches
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    n_batches = (len(data.x_fit) + config.batch_size - 1) // config.batch_size
+    return _Loop(model, config, data, optimizer, rng, generator, n_batches, progress)
+
+
+def _make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainingConfig, n_batches: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The cosine schedule, per step from the base rate down to zero; None for a constant rate."""
+    if config.lr_schedule != "cosine":
+        return None
+    total = config.epochs * n_batches
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    )
+
+
+def _run_epoch(loop: _Loop, epoch: int) -> dict[str, float]:
+    """Train one epoch in a shuffled order, then score the validation data: its history row."""
+    loop.model.train()
+    order = torch.from_numpy(loop.rng.permutation(len(loop.data.x_fit)))
+    t0 = time.perf_counter()
+    with progress_bar(
+        total=loop.n_batches,
+        desc=f"epoch {epoch}/{loop.config.epochs}",
+        unit="batch",
+        enabled=loop.progress,
+        leave=True,
+    ) as bar:
+        seen, loss_sum, correct = _fit_batches(loop, order, bar)
+        train_seconds = time.perf_counter() - t0
+        val_loss, val_acc = evaluate(loop.model, loop.data.x_val, loop.data.y_val)
+        _report_epoch(loop, bar, epoch, (loss_sum / seen, correct / seen, val_loss, val_acc))
+    return {
+        "epoch": epoch,
+        "loss": loss_sum / seen,
+        "accuracy": correct / seen,
+        "val_loss": val_loss,
+        "val_accuracy": val_acc,
+        "seconds": time.perf_counter() - t0,
+        "train_seconds": train_seconds,
+    }
+
+
+def _fit_batches(loop: _Loop, order: torch.Tensor, bar: Any) -> tuple[int, float, int]:
+    """One optimiser step per batch of ``order``: images seen, summed loss, correct answers."""
+    size = loop.config.batch_size
+    seen, loss_sum, correct = 0, 0.0, 0
+    for b in range(loop.n_batches):
+        idx = order[b * size : (b + 1) * size]
+        xb, yb = loop.data.x_fit[idx], loop.data.y_fit[idx]
+        if loop.config.augment:
+            xb = augment_batch(xb, loop.generator)
+        loop.optimizer.zero_grad(set_to_none=True)
+        logits = loop.model(xb)
+        loss = loop.loss_fn(logits, yb)
+        loss.backward()
+        loop.optimizer.step()
+        if loop.scheduler is not None:
+            loop.scheduler.step()
+        seen += len(idx)
+        loss_sum += loss.item() * len(idx)
+        correct += int((logits.argmax(1) == yb).sum())
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+    return seen, loss_sum, correct
+
+
+def _report_epoch(
+    loop: _Loop, bar: Any, epoch: int, scores: tuple[float, float, float, float]
+) -> None:
+    """Show the epoch's loss and accuracy, on training and validation data, on the bar or log."""
+    loss, acc, val_loss, val_acc = scores
+    bar.set_postfix(
+        loss=f"{loss:.4f}", acc=f"{acc:.4f}", val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.4f}"
+    )
+    if loop.progress and bar.disable:
+        log.info(
+            "epoch %d/%d: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f",
+            epoch,
+            loop.config.epochs,
+            loss,
+            acc,
+            val_loss,
+            val_acc,
         )
-    started = time.perf_counter()
-    train_seconds = 0.0
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        order = torch.from_numpy(rng.permutation(len(xf)))
-        seen, loss_sum, correct = 0, 0.0, 0
-        t0 = time.perf_counter()
-        with progress_bar(
-            total=n_batches,
-            desc=f"epoch {epoch}/{config.epochs}",
-            unit="batch",
-            enabled=progress,
-            leave=True,
-        ) as bar:
-            for b in range(n_batches):
-                idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-                xb, yb = xf[idx], yf[idx]
-                if config.augment:
-                    xb = augment_batch(xb, generator)
-                optimizer.zero_grad(set_to_none=True)
-                logits = model(xb)
-                loss = loss_fn(logits, yb)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                seen += len(idx)
-                loss_sum += loss.item() * len(idx)
-                correct += int((logits.argmax(1) == yb).sum())
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
-            epoch_train_seconds = time.perf_counter() - t0
-            train_seconds += epoch_train_seconds
-            val_loss, val_acc = evaluate(model, xv, yv)
-            bar.set_postfix(
-                loss=f"{loss_sum / seen:.4f}",
-                acc=f"{correct / seen:.4f}",
-                val_loss=f"{val_loss:.4f}",
-                val_acc=f"{val_acc:.4f}",
-            )
-            if progress and bar.disable:
-                log.info(
-                    "epoch %d/%d: loss %.4f, accuracy %.4f, val_loss %.4f, val_accuracy %.4f",
-                    epoch,
-                    config.epochs,
-                    loss_sum / seen,
-                    correct / seen,
-                    val_loss,
-                    val_acc,
-                )
-        result.history.append(
-            {
-                "epoch": epoch,
-                "loss": loss_sum / seen,
-                "accuracy": correct / seen,
-                "val_loss": val_loss,
-                "val_accuracy": val_acc,
-                "seconds": time.perf_counter() - t0,
-                "train_seconds": epoch_train_seconds,
-            }
-        )
-        result.epochs_run = epoch
-        if val_loss < best_loss:
-            best_loss, waited, result.best_epoch = val_loss, 0, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            waited += 1
-            if waited >= config.patience:
-                result.stopped_early = True
-                break
+
+
+def _finish(
+    model: nn.Module,
+    dataset: Dataset,
+    result: TrainResult,
+    best_state: dict[str, Any],
+    started: float,
+) -> None:
+    """Restore the best weights, fill in the timings and score the test split."""
     model.load_state_dict(best_state)
     # back to the standard layout, so a model used after training computes exactly like one
     # loaded from its checkpoint
     model.to(memory_format=torch.contiguous_format)
     result.seconds = time.perf_counter() - started
-    result.train_images_per_second = result.epochs_run * len(xf) / max(train_seconds, 1e-9)
+    train_seconds = sum(row["train_seconds"] for row in result.history)
+    result.train_images_per_second = result.epochs_run * result.n_train / max(train_seconds, 1e-9)
     if len(dataset.x_test):
         result.test_loss, result.test_accuracy = evaluate(
             model, to_tensor(dataset.x_test), torch.from_numpy(dataset.y_test)
         )
-    return result
+
+
+def __getattr__(attr: str) -> Any:
+    if attr == "TrainConfig":  # removed: say where its options went
+        raise AttributeError(
+            "latent_atlas.training.TrainConfig is gone: use latent_atlas.recipes.TrainingConfig, "
+            "and pass seed= and threads= to train_model"
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

@@ -64,14 +64,15 @@ def load_model(
         return load_factory_model(spec, checkpoint, model_args, input_shape)
     if kind == "name":
         from latent_atlas.backends.torch_module import load_registry_model
-        from latent_atlas.models import MODELS
+        from latent_atlas.models import MODELS, resolve_model_name
 
-        if spec not in MODELS:
+        name = resolve_model_name(spec)  # an earlier name (seed-cnn), with a warning
+        if name not in MODELS:
             raise ConfigError(
                 f"unknown model {spec!r}: not a file, not package.module:factory, and not one "
                 f"of {', '.join(MODELS)}"
             )
-        return load_registry_model(spec, input_shape)
+        return load_registry_model(name, input_shape)
     from latent_atlas.backends.torchscript import is_torchscript, load_torchscript
 
     if is_torchscript(path):

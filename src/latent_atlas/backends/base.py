@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import re
-import time
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,11 @@ from latent_atlas.activations import (
     as_probabilities,
     check_pool,
     pool_features,
+    run_extraction,
 )
 from latent_atlas.errors import ConfigError
 from latent_atlas.fileio import as_array_like
 from latent_atlas.preprocess import Preprocess
-from latent_atlas.progress import progress_bar
 
 # what a --model can be, by classify_spec()
 SPEC_KINDS = ("name", "factory", "torch", "onnx", "keras")
@@ -173,48 +173,50 @@ class LoadedModel:
         batch_size: int = EXTRACT_BATCH,
         threads: int | None = None,
         progress: bool = True,
+        features_out: str | Path | None = None,
     ) -> Activations:
         """Run the model over uint8 N×H×W×C ``images`` and capture ``layer``'s outputs.
 
         Feature maps are reduced by ``pool`` (see :func:`latent_atlas.activations.pool_features`).
         ``probabilities`` are the model's output as class probabilities when it is an N×K score
-        vector, else None.
+        vector, else None. With ``features_out`` the features stream into that ``.npy`` file
+        batch by batch (see :func:`latent_atlas.activations.run_extraction`).
         """
         check_pool(pool)
         self.check_layer(layer)
         images = as_array_like(images)  # (lazy images are decoded batch by batch below)
         if len(images) == 0:
             raise ConfigError("no images to extract activations from")
-        if batch_size < 1:
-            raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         pre = self.resolve_preprocess(preprocess, images.shape[1:])
-        feats: list[np.ndarray] = []
-        probs: list[np.ndarray] = []
-        scores = True  # until one batch's output is not a class score vector
-        t0 = time.perf_counter()
+
+        def run_batch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+            values, output = self._run(pre.apply(batch), layer)
+            return pool_features(values, pool, self.channel_axis), as_probabilities(output)
+
         self._start(layer, pool, threads)
         try:
-            for start in progress_bar(
-                range(0, len(images), batch_size),
-                enabled=progress,
-                desc=f"extract {layer}",
-                unit="batch",
-                leave=False,
-            ):
-                values, output = self._run(pre.apply(images[start : start + batch_size]), layer)
-                feats.append(pool_features(values, pool, self.channel_axis))
-                p = as_probabilities(output) if scores else None
-                scores = p is not None
-                if scores:
-                    probs.append(p)
+            return run_extraction(
+                images,
+                run_batch,
+                layer=layer,
+                pool=pool,
+                batch_size=batch_size,
+                progress=progress,
+                features_out=features_out,
+            )
         finally:
             self._finish()
-        return Activations(
-            features=np.ascontiguousarray(np.concatenate(feats), dtype=np.float32),
-            probabilities=np.concatenate(probs) if scores else None,
-            layer=layer,
-            pool=pool,
-            seconds=time.perf_counter() - t0,
+
+    def portable(self) -> PortableModel:
+        """This model as bytes that load again elsewhere (a Dask worker, say).
+
+        The default sends the model's file; backends whose model lives in memory override it.
+        """
+        path = Path(self.spec).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{self.spec}: this model cannot be sent to other processes")
+        return PortableModel(
+            kind="file", data=path.read_bytes(), suffix=path.suffix, input_shape=self.input_shape
         )
 
     def describe(self) -> dict[str, Any]:
@@ -258,3 +260,36 @@ def format_layers(model: LoadedModel) -> str:
 
 def _shape_text(shape: tuple[int | None, ...]) -> str:
     return "×".join("?" if d is None else str(d) for d in shape) or "scalar"
+
+
+@dataclass(frozen=True)
+class PortableModel:
+    """A model as bytes (picklable), and how to load it again: :meth:`load`.
+
+    ``kind`` is ``"file"`` (the bytes of a model file, loaded by its suffix), ``"checkpoint"``
+    (a latent-atlas checkpoint made in memory) or ``"factory"`` (``spec`` with ``model_args``,
+    the bytes its state dict). The receiving side needs latent-atlas, the model's framework and,
+    for a factory, its package.
+    """
+
+    kind: str
+    data: bytes
+    suffix: str = ""
+    spec: str = ""
+    model_args: dict[str, Any] = field(default_factory=dict)
+    input_shape: tuple[int | None, int | None, int | None] | None = None
+
+    def load(self) -> LoadedModel:
+        from latent_atlas.backends import load_model
+
+        with tempfile.TemporaryDirectory(prefix="latent-atlas-model-") as tmp:
+            file = Path(tmp) / f"model{self.suffix or '.pt'}"
+            file.write_bytes(self.data)
+            if self.kind == "factory":
+                return load_model(
+                    self.spec,
+                    checkpoint=file,
+                    model_args=self.model_args,
+                    input_shape=self.input_shape,
+                )
+            return load_model(str(file), input_shape=self.input_shape)

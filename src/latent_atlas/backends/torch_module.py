@@ -9,6 +9,8 @@ code. The model's code is the factory the user names, imported like any Python m
 from __future__ import annotations
 
 import importlib
+import io
+import tempfile
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -23,13 +25,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from latent_atlas.activations import capture_layer, list_layers  # noqa: E402
-from latent_atlas.backends.base import LayerInfo, LoadedModel  # noqa: E402
+from latent_atlas.activations import capture_layer, inference_model, list_layers  # noqa: E402
+from latent_atlas.backends.base import LayerInfo, LoadedModel, PortableModel  # noqa: E402
 from latent_atlas.errors import ConfigError, LatentAtlasError  # noqa: E402
 from latent_atlas.models import (  # noqa: E402
     build_model,
     is_checkpoint,
     model_from_checkpoint,
+    resolve_model_name,
+    save_checkpoint,
 )
 from latent_atlas.threads import configure_threads  # noqa: E402
 
@@ -43,7 +47,9 @@ class TorchModuleModel(LoadedModel):
 
     module: nn.Module = field(default_factory=nn.Identity)
     kind: str = "torch"
+    fold: bool = True  # run a copy with BatchNorm folded, channels-last (see inference_model)
     _stack: ExitStack | None = field(default=None, repr=False)
+    _fast: nn.Module | None = field(default=None, repr=False)
     _captured: list[torch.Tensor] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -72,17 +78,42 @@ class TorchModuleModel(LoadedModel):
     def _start(self, layer: str, pool: str, threads: int | None) -> None:
         configure_threads(threads)
         self._stack = ExitStack()
-        self._captured = self._stack.enter_context(capture_layer(self.module, layer, pool))
+        # BatchNorm folded into the convolutions before it, channels-last: the fast copy
+        self._fast = inference_model(self.module, keep=layer) if self.fold else self.module
+        self._captured = self._stack.enter_context(capture_layer(self._fast, layer, pool))
 
     def _run(self, batch: np.ndarray, layer: str) -> tuple[np.ndarray, Any]:
+        x = torch.from_numpy(batch)
+        if self.fold and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            out = self.module(torch.from_numpy(batch))
+            out = self._fast(x)
         return self._captured.pop().numpy(), _to_numpy(out)
 
     def _finish(self) -> None:
         if self._stack is not None:
             self._stack.close()
             self._stack = None
+        self._fast = None
+
+    def portable(self) -> PortableModel:
+        """The module's weights (and, for a factory, its spec) as bytes for other processes."""
+        if self.details.get("source") == "factory":
+            buffer = io.BytesIO()
+            torch.save(self.module.state_dict(), buffer)
+            return PortableModel(
+                kind="factory",
+                data=buffer.getvalue(),
+                spec=self.spec,
+                model_args=dict(self.details.get("model_args") or {}),
+                input_shape=self.input_shape,
+            )
+        name = self.details.get("name") or self.spec
+        names = self.details.get("class_names")
+        extra = {"class_names": names} if names is not None else {}
+        with tempfile.TemporaryDirectory(prefix="latent-atlas-model-") as tmp:
+            data = save_checkpoint(Path(tmp) / "model.pt", self.module, name, extra).read_bytes()
+        return PortableModel(kind="file", data=data, suffix=".pt")
 
 
 def _shape_hook(
@@ -132,7 +163,10 @@ def load_checkpoint_model(path: str | Path) -> TorchModuleModel:
     model, extra = model_from_checkpoint(payload)
     config = getattr(model, "config", {})
     shape = config.get("input_shape")
-    details: dict[str, Any] = {"source": "latent-atlas checkpoint"}
+    name = payload.get("model")
+    if isinstance(name, str):  # a checkpoint saved under an earlier name (seed-cnn)
+        name = resolve_model_name(name, warn=False)
+    details: dict[str, Any] = {"source": "latent-atlas checkpoint", "name": name}
     if "class_names" in extra:
         details["class_names"] = list(extra["class_names"])
     return TorchModuleModel(
@@ -157,6 +191,9 @@ def load_registry_model(
     )
 
 
+_MISSING = object()
+
+
 def load_factory_model(
     spec: str,
     checkpoint: str | Path | None = None,
@@ -173,9 +210,10 @@ def load_factory_model(
             "PYTHONPATH (e.g. PYTHONPATH=. for a file in this folder)?"
         ) from None
     for part in attr.split("."):
-        if not hasattr(obj, part):
+        # one lookup: a deprecated alias (latent_atlas.models:SeedCNN) warns once
+        obj = getattr(obj, part, _MISSING)
+        if obj is _MISSING:
             raise ConfigError(f"--model {spec}: {module_name} has no attribute {attr!r}")
-        obj = getattr(obj, part)
     if not callable(obj):
         raise ConfigError(f"--model {spec}: {attr} is not callable")
     try:

@@ -1,0 +1,285 @@
+"""The model stage of ``latent-atlas run``: data, a model, and the latent space it makes.
+
+:func:`load_data` reads the data set (and records it in the run); :func:`prepare_model`
+trains the registry model (or reuses the run's finished ``model.pt``) or loads the model the
+user brings — either way the result is one :class:`~latent_atlas.backends.LoadedModel`;
+:func:`latent_space_of` runs it over the shown split (streaming the features to disk above
+``STREAM_ABOVE`` images, or in shards on Dask) into one latent space of the run. Every
+backend takes the same path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latent_atlas.config import RunConfig
+from latent_atlas.errors import ConfigError
+from latent_atlas.latent import LatentSpace
+from latent_atlas.preprocess import Preprocess
+from latent_atlas.runs import RunDir, SpaceDir, space_name
+
+log = logging.getLogger("latent_atlas")
+
+STREAM_ABOVE = 100_000  # images: above this many, extracted features stream to disk
+
+
+@dataclass
+class PreparedModel:
+    """A model ready to extract, with what its activations depend on."""
+
+    model: Any  # LoadedModel
+    preprocess: Preprocess  # resolved for the run's images
+    key: dict[str, Any]  # the model's part of the features step's key
+    info: dict[str, Any] | None  # a model that was loaded, not trained: its description
+
+
+def data_key(config: RunConfig) -> dict[str, Any]:
+    """What the images of a run depend on."""
+    data_dir = str(Path(config.data_dir).expanduser().resolve()) if config.data_dir else None
+    return {
+        "dataset": config.dataset,
+        "data_dir": data_dir,
+        "limit": config.limit,
+        "seed": config.seed,
+    }
+
+
+def load_data(run: RunDir, config: RunConfig, *, progress: bool = True) -> Any:
+    """The run's data set (``--limit`` applied, seeded), recorded in the run's manifest."""
+    from latent_atlas.datasets import load_dataset
+
+    t0 = time.perf_counter()
+    log.info("loading %s", config.dataset)
+    key = data_key(config)
+    dataset = load_dataset(config.dataset, key["data_dir"], progress=progress).subset(
+        config.limit, config.seed
+    )
+    run.set(
+        dataset={
+            "name": dataset.name,
+            "source": dataset.source,
+            "n_train": len(dataset.x_train),
+            "n_test": len(dataset.x_test),
+            "image_shape": list(dataset.image_shape),
+            "class_names": dataset.class_names,
+            "info": dataset.info,
+        }
+    )
+    log.info("%r loaded in %.1f s", dataset, time.perf_counter() - t0)
+    if len(dataset.split(config.maps.show)[0]) < 2:
+        raise ConfigError(
+            f"{dataset.name}: the {config.maps.show} split needs at least 2 images to map"
+        )
+    return dataset
+
+
+def prepare_model(
+    run: RunDir, config: RunConfig, dataset: Any, *, progress: bool = True
+) -> PreparedModel:
+    """Train the registry model, or load the user's; either way, a LoadedModel."""
+    if config.external_model:
+        return _load_external(run, config, dataset)
+    return _train_here(run, config, dataset, progress)
+
+
+def _train_here(run: RunDir, config: RunConfig, dataset: Any, progress: bool) -> PreparedModel:
+    """Train the registry model (or reuse the run's ``model.pt``) and wrap it."""
+    from latent_atlas.backends.torch_module import TorchModuleModel
+    from latent_atlas.models import build_model, load_checkpoint, save_checkpoint
+    from latent_atlas.training import train_model
+
+    key = model_key(config)
+    if run.steps.is_done("model", key):
+        module, _ = load_checkpoint(run.file("model.pt"))
+    else:
+        module = build_model(
+            config.model, dataset.image_shape, dataset.num_classes, seed=config.seed
+        )
+        log.info("training %s on %d images", config.model, len(dataset.x_train))
+        result = train_model(
+            module,
+            dataset,
+            config.training,
+            seed=config.seed,
+            threads=config.threads,
+            progress=progress,
+        )
+        extra = {"class_names": dataset.class_names}
+        save_checkpoint(run.file("model.pt"), module, config.model, extra=extra)
+        run.set(training=result.to_dict())
+        run.steps.finish(
+            "model",
+            key,
+            ["model.pt"],
+            result.seconds,
+            test_accuracy=result.test_accuracy,
+            test_loss=result.test_loss,
+        )
+    run.set(model=None)  # left by an earlier run into this directory
+    model = TorchModuleModel(
+        spec=config.model,
+        input_shape=tuple(dataset.image_shape),
+        details={
+            "source": "trained here",
+            "name": config.model,
+            "class_names": list(dataset.class_names),
+        },
+        module=module,
+    )
+    pre = Preprocess().resolve(dataset.image_shape)  # pixels scaled to [0, 1]
+    run.set(preprocess=pre.to_dict())
+    return PreparedModel(model, pre, key, None)
+
+
+def _load_external(run: RunDir, config: RunConfig, dataset: Any) -> PreparedModel:
+    """Load the user's model (no training) and say how images are prepared for it."""
+    from latent_atlas.backends import load_model
+
+    model = load_model(config.model, checkpoint=config.checkpoint, model_args=config.model_args)
+    model.check_layer(config.layer)  # before any image runs through it
+    pre = model.resolve_preprocess(config.preprocess, dataset.image_shape)
+    info = {**model.describe(), "checkpoint": config.checkpoint, "trained": False}
+    run.set(preprocess=pre.to_dict(), model=info, training=None)
+    run.steps.drop("model")
+    log.info("using %s (%s) as it is, no training", config.model, model.kind)
+    log.info("preprocessing: %s", pre.describe())
+    return PreparedModel(model, pre, model_key(config), info)
+
+
+def model_key(config: RunConfig) -> dict[str, Any]:
+    """What a model's activations depend on, known before it is trained or loaded."""
+    if not config.external_model:
+        return {**data_key(config), "model": config.model, "training": config.training.to_dict()}
+    files = {
+        name: Path(value).expanduser()  # hashed by content
+        for name, value in (("model", config.model), ("checkpoint", config.checkpoint))
+        if value and Path(value).expanduser().is_file()
+    }
+    return {
+        "spec": config.model,
+        "files": files,
+        "model_args": config.model_args,
+        "preprocess": config.preprocess.to_dict(),
+    }
+
+
+def features_key(config: RunConfig) -> dict[str, Any]:
+    """What the features of a run's latent space depend on."""
+    maps = config.maps
+    return {
+        **data_key(config),
+        "model": model_key(config),
+        "layer": config.layer,
+        "pool": config.pool,
+        "show": maps.show,
+        "fit_on": maps.fit_on if maps.transform_needed else None,
+    }
+
+
+def latent_space_of(
+    run: RunDir, config: RunConfig, *, progress: bool = True, client: Any = None
+) -> tuple[SpaceDir, LatentSpace]:
+    """The run's latent space of ``config.layer``: read back when it is finished, else made
+    (data loaded, model trained or loaded, images run through it)."""
+    space = run.add_space(
+        space_name(config.layer),
+        source={
+            "layer": config.layer,
+            "pool": config.pool,
+            "model": config.model,
+            "split": config.maps.show,
+        },
+    )
+    key = features_key(config)
+    if space.steps.is_done("features", key):
+        return space, LatentSpace.load(space.path, run.class_names)
+    dataset = load_data(run, config, progress=progress)
+    prepared = prepare_model(run, config, dataset, progress=progress)
+    latent, seconds = extract_latent(prepared, config, dataset, space, progress, client)
+    outputs = latent.save(space.path)
+    n = len(latent.features)
+    space.steps.finish(
+        "features",
+        key,
+        outputs,
+        seconds,
+        layer=config.layer,
+        split=config.maps.show,
+        n_features=int(latent.features.shape[1]),
+        images_per_second=n / max(seconds, 1e-9),
+    )
+    return space, latent
+
+
+def extract_latent(
+    prepared: PreparedModel,
+    config: RunConfig,
+    dataset: Any,
+    space: SpaceDir,
+    progress: bool = True,
+    client: Any = None,
+) -> tuple[LatentSpace, float]:
+    """The shown split through the model (and the fitted split, for ``--fit-on``)."""
+    maps = config.maps
+    shown_x, shown_y = dataset.split(maps.show)
+    stream = space.file("activations.npy") if len(shown_x) > STREAM_ABOVE else None
+    acts = _extract(prepared, config, shown_x, progress, client, stream)
+    fit_features = None
+    if maps.transform_needed:
+        fit_x = dataset.split(maps.fit_on)[0]
+        fit_features = _extract(prepared, config, fit_x, progress, client, None).features
+    probabilities, note = _predictions_for(acts.probabilities, prepared, dataset.class_names)
+    if prepared.info is not None:
+        space.run.set(model={**prepared.info, "predictions": note})
+        log.info("predictions: %s", note)
+    latent = LatentSpace(
+        acts.features,
+        shown_y,
+        dataset.class_names,
+        images=shown_x,
+        probabilities=probabilities,
+        fit_features=fit_features,
+    )
+    return latent, acts.seconds
+
+
+def _extract(
+    prepared: PreparedModel,
+    config: RunConfig,
+    images: Any,
+    progress: bool,
+    client: Any,
+    features_out: Path | None,
+) -> Any:
+    """One pass of the model over ``images``: here, or in shards on the Dask cluster."""
+    options = {"pool": config.pool, "preprocess": prepared.preprocess, "features_out": features_out}
+    if client is not None:
+        from latent_atlas import distributed
+
+        return distributed.extract(client, prepared.model, images, config.layer, **options)
+    return prepared.model.extract(
+        images, config.layer, threads=config.threads, progress=progress, **options
+    )
+
+
+def _predictions_for(
+    probabilities: np.ndarray | None, prepared: PreparedModel, class_names: list[str]
+) -> tuple[np.ndarray | None, str]:
+    """Keep a model's predictions only when its outputs can be the data set's classes."""
+    if probabilities is None:
+        return None, "none: the model's output is not one score per class"
+    if prepared.info is None:  # trained here, on these classes
+        return probabilities, "recorded"
+    k, c = probabilities.shape[1], len(class_names)
+    if k != c:
+        return None, f"none: the model has {k} outputs, the data set {c} classes"
+    own = prepared.info.get("class_names")
+    if own is not None and list(own) != list(class_names):
+        return None, "none: the model was trained on other classes than the data set's"
+    return probabilities, f"recorded ({k} outputs taken in the data set's class order)"
