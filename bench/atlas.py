@@ -1,15 +1,15 @@
-"""Atlas benchmark: the seed's loop against ``build_atlas``, and the three modes at scale.
+"""Atlas benchmark: the article's loop against ``build_atlas``, and the three modes at scale.
 
     python bench/atlas.py            # prints a Markdown report
 
-1. nearest mode against the seed article's pure-Python loop (normalisation fixed), 10,000
+1. nearest mode against the article's pure-Python loop (normalisation fixed), 10,000
    points, 20×20 grid: identical cells, speed-up;
 2. nearest mode on 1,000,000 points, 100×100 grid (target: under 5 s);
 3. grid mode, 10,000 points into 20×20 and 50×50: time and mean assignment distance;
 4. bins mode on 1,000,000 points, 100×100.
 
 Points are a seeded mixture of Gaussian clusters (what t-SNE and UMAP maps look like); when
-../shared/data/seed-latents is present, step 1 is repeated on the PCA map of the seed's own
+../shared/data/seed-latents is present, step 1 is repeated on the PCA map of the article's own
 CIFAR-10 activations.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from latent_atlas.atlas import build_atlas, render_atlas
 
-SEED_LATENTS = (
+ARTICLE_LATENTS = (
     Path(__file__).resolve().parents[2] / "shared/data/seed-latents/cifar10-test-dense.npz"
 )
 
@@ -36,8 +36,9 @@ def clustered(n: int, seed: int = 0) -> np.ndarray:
     return (centres[which] + rng.normal(0, 2.5, size=(n, 2))).astype(np.float32)
 
 
-def seed_loop(embedding: np.ndarray, grid: int = 20, max_distance: float = 0.05) -> np.ndarray:
-    """The seed's atlas loop verbatim, with its normalisation bug fixed (column 1 → column 1)."""
+def article_loop(embedding: np.ndarray, grid: int = 20, max_distance: float = 0.05) -> np.ndarray:
+    """The article's atlas loop verbatim, with its normalisation bug fixed
+    (column 1 → column 1)."""
     embedding = embedding.astype(np.float64).copy()
     embedding[:, 0] = (embedding[:, 0] - np.min(embedding[:, 0])) / np.ptp(embedding[:, 0])
     embedding[:, 1] = (embedding[:, 1] - np.min(embedding[:, 1])) / np.ptp(embedding[:, 1])
@@ -62,15 +63,15 @@ def best_of(fn, repeats: int = 5) -> tuple[float, object]:
     return min(times), result
 
 
-def compare_with_seed(name: str, emb: np.ndarray) -> str:
+def compare_with_article(name: str, emb: np.ndarray) -> str:
     t0 = time.perf_counter()
-    ref = seed_loop(emb)
-    t_seed = time.perf_counter() - t0
+    ref = article_loop(emb)
+    t_article = time.perf_counter() - t0
     t_ours, atlas = best_of(lambda: build_atlas(emb, 20, max_distance=0.05), repeats=20)
     same = np.array_equal(atlas.indices, ref)
     return (
-        f"| {name} | {len(emb):,} | {t_seed:.2f} s | {t_ours * 1e3:.2f} ms | "
-        f"{t_seed / t_ours:,.0f}× | {'yes' if same else 'NO'} | {atlas.n_filled} |"
+        f"| {name} | {len(emb):,} | {t_article:.2f} s | {t_ours * 1e3:.2f} ms | "
+        f"{t_article / t_ours:,.0f}× | {'yes' if same else 'NO'} | {atlas.n_filled} |"
     )
 
 
@@ -79,17 +80,20 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}\n"
     )
-    print("### nearest mode against the seed's loop (20×20, max distance 0.05)\n")
-    print("| points | N | seed loop | build_atlas (best of 20) | speed-up | same cells | filled |")
+    print("### nearest mode against the article's loop (20×20, max distance 0.05)\n")
+    print(
+        "| points | N | article loop | build_atlas (best of 20) | speed-up | same cells | filled |"
+    )
     print("|---|---:|---:|---:|---:|---|---:|")
-    print(compare_with_seed("clustered (synthetic, seeded)", clustered(10_000)))
-    if SEED_LATENTS.is_file():
+    print(compare_with_article("clustered (synthetic, seeded)", clustered(10_000)))
+    if ARTICLE_LATENTS.is_file():
         from sklearn.decomposition import PCA
 
-        acts = np.load(SEED_LATENTS)["activations"]
+        acts = np.load(ARTICLE_LATENTS)["activations"]
         print(
-            compare_with_seed(
-                "PCA of the seed's CIFAR-10 activations", PCA(2, random_state=0).fit_transform(acts)
+            compare_with_article(
+                "PCA of the article's CIFAR-10 activations",
+                PCA(2, random_state=0).fit_transform(acts),
             )
         )
 

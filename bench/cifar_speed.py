@@ -1,4 +1,4 @@
-"""Training and extraction speed on the CPU: latent-atlas against the seed's Keras code and
+"""Training and extraction speed on the CPU: latent-atlas against the article's Keras code and
 against plain eager PyTorch, on the same CIFAR-10 images, idle and with the cores loaded.
 
     python -m venv bench/out/tf-venv && bench/out/tf-venv/bin/pip install tensorflow-cpu==2.21.0
@@ -6,7 +6,7 @@ against plain eager PyTorch, on the same CIFAR-10 images, idle and with the core
 
 Each measurement runs in its own fresh process, one after the other:
 
-* **Keras** (TensorFlow 2.21 CPU, oneDNN on, in ``bench/out/tf-venv``): the seed's model and
+* **Keras** (TensorFlow 2.21 CPU, oneDNN on, in ``bench/out/tf-venv``): the article's model and
   ``compile``/``fit`` exactly as in the article (batch 128), one warm-up epoch then one timed
   epoch; extraction is the article's ``densemodel.predict(X_test)`` (its default batch of 32);
 * **plain eager PyTorch**: the same network (latent-atlas's ``ArticleCNN``), a textbook training
@@ -220,7 +220,7 @@ def main() -> None:
         f"FLOP/cycle/core → peak {peak:.0f} GFLOP/s; load average {os.getloadavg()[0]:.2f}\n"
     )
     sides = {
-        "Keras / TensorFlow (the seed's code)": (str(TF_PYTHON), KERAS),
+        "Keras / TensorFlow (the article's code)": (str(TF_PYTHON), KERAS),
         "plain eager PyTorch": (sys.executable, EAGER),
         "latent-atlas": (sys.executable, OURS),
     }

@@ -1,9 +1,9 @@
-"""The seed's own Keras listing on this data, over several seeds: the reference for cifar_repro.
+"""The article's own Keras listing on this data, over several seeds: the reference for cifar_repro.
 
     python bench/keras_repro.py run --seeds 0 1 2     # trains with bench/out/tf-venv's TensorFlow
     python bench/keras_repro.py report                # Markdown table of what was run
 
-The model, optimiser, loss, batch size, epochs and callbacks are the seed article's listing
+The model, optimiser, loss, batch size, epochs and callbacks are the article's listing
 unchanged, apart from the checkpoint name (Keras 3 wants ``.weights.h5``), a seed
 (``keras.utils.set_random_seed``) so that runs differ only by it, and a callback that records
 the history. As the data README of ../shared/data/seed-latents says of the reference runs, the
@@ -122,7 +122,7 @@ def report() -> str:
     ]
     for r in records:
         lines.append(
-            f"| Keras (seed listing) | {r['seed']} | {r['test_accuracy']:.4f} | "
+            f"| Keras (article listing) | {r['seed']} | {r['test_accuracy']:.4f} | "
             f"{r['test_loss']:.4f} | {r['best_epoch']} | {r['epochs_run']} | "
             f"{r['seconds_per_epoch']:.1f} | {r['load_average'][0]:.1f} |"
         )

@@ -1,12 +1,13 @@
-"""Reducer benchmark: speed and quality of each map, against the seed's own calls.
+"""Reducer benchmark: speed and quality of each map, against the article's own calls.
 
     python bench/reducers.py [--skip-pixels]   # prints a Markdown report (about 10 minutes)
 
 Needs ../shared/data (seed-latents, mnist, fashion-mnist). Parts:
 
-1. the seed's CIFAR-10 latent space (10,000 × 128 dense-layer activations of its own Keras CNN):
-   latent-atlas's default t-SNE against ``sklearn.manifold.TSNE(perplexity=50)`` (the seed's
-   call), in the same process, one after the other: time, trustworthiness, 5-NN accuracy;
+1. the article's CIFAR-10 latent space (10,000 × 128 dense-layer activations of its own Keras
+   CNN): latent-atlas's default t-SNE against ``sklearn.manifold.TSNE(perplexity=50)`` (the
+   article's call), in the same process, one after the other: time, trustworthiness, 5-NN
+   accuracy;
 2. UMAP's first call in a fresh process, numba compilation included: plain umap-learn and
    latent-atlas's ``umap``, each with an empty numba cache and again with the cache the first
    process left (``NUMBA_CACHE_DIR`` points at a fresh directory per variant);
@@ -61,22 +62,22 @@ def timed(fn):
     return time.perf_counter() - t0, out
 
 
-def tsne_against_seed(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+def tsne_against_article(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     from sklearn.manifold import TSNE
 
     from latent_atlas import get_reducer, knn_accuracy, trustworthiness
 
-    print("### t-SNE on the seed's CIFAR-10 activations (10,000 × 128)\n")
+    print("### t-SNE on the article's CIFAR-10 activations (10,000 × 128)\n")
     print("| t-SNE | seconds | trustworthiness (k=10) | 5-NN accuracy |")
     print("|---|---:|---:|---:|")
     t_ours, ours = timed(lambda: get_reducer("tsne", random_state=0).fit_transform(x))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t_seed, seed = timed(lambda: TSNE(perplexity=50, random_state=0).fit_transform(x))
+        t_article, article = timed(lambda: TSNE(perplexity=50, random_state=0).fit_transform(x))
     rows = {}
     for name, t, emb in (
         ("latent-atlas `tsne` (openTSNE, FFT)", t_ours, ours),
-        ("`sklearn.manifold.TSNE(perplexity=50)` (the seed's)", t_seed, seed),
+        ("`sklearn.manifold.TSNE(perplexity=50)` (the article's)", t_article, article),
     ):
         tw, acc = trustworthiness(x, emb, 10), knn_accuracy(emb, y, 5)
         rows[name] = (t, tw, acc)
@@ -86,7 +87,7 @@ def tsne_against_seed(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         f"\nspeed-up {t2 / t1:.1f}×; trustworthiness {tw1 - tw2:+.4f}; "
         f"5-NN accuracy {100 * (a1 - a2):+.2f} points\n"
     )
-    return {"tsne": ours, "tsne-sklearn": seed}
+    return {"tsne": ours, "tsne-sklearn": article}
 
 
 def umap_first_call(npz: Path) -> None:
@@ -120,7 +121,7 @@ def all_metrics(x: np.ndarray, y: np.ndarray, maps: dict[str, np.ndarray]) -> No
     from latent_atlas.metrics import evaluate_maps
 
     t, report = timed(lambda: evaluate_maps(x, maps, y))
-    print(f"### every metric of {len(maps)} maps on the seed's 10,000 activations: {t:.1f} s\n")
+    print(f"### every metric of {len(maps)} maps on the article's 10,000 activations: {t:.1f} s\n")
     print(report.to_markdown())
 
 
@@ -172,11 +173,11 @@ def main() -> None:
     z = np.load(npz)
     x, y = z["activations"], z["labels"]
     header()
-    tsne_maps = tsne_against_seed(x, y)
+    tsne_maps = tsne_against_article(x, y)
     umap_first_call(npz)
     others, seconds = fit_all(x, ("pca", "umap", "pacmap", "isomap"), pca_dims=None)
     print(
-        "fit times on the seed's activations: "
+        "fit times on the article's activations: "
         + ", ".join(f"{m} {s:.1f} s" for m, s in seconds.items())
         + "\n"
     )

@@ -3,8 +3,8 @@
     python bench/stream.py [--sizes 10000 100000]      # prints a Markdown table
 
 Writes N synthetic 32×32 PNG images (10 class folders, seeded) under bench/out/stream/, then,
-each in a fresh process, loads the folder and extracts the seed CNN's ``dense`` features of
-every image: eagerly (all images decoded into one array, features gathered in memory) and
+each in a fresh process, loads the folder and extracts the ``dense`` features of the article's
+CNN from every image: eagerly (all images decoded into one array, features gathered in memory) and
 out of core (``load_folder(lazy=True)``: headers only, pixels decoded batch by batch;
 features streamed into a memory-mapped ``.npy``). Reports wall time and the process's peak
 resident memory (``ru_maxrss``), to show that out of core the peak does not grow with N.

@@ -1,13 +1,13 @@
-"""Thread policy and extraction batch size for the seed CNN on the CPU.
+"""Thread policy and extraction batch size for the article's CNN on the CPU.
 
     python bench/threads.py [--rounds 2]      # prints a Markdown table (about 8 minutes)
 
 For each OpenMP waiting policy — ``OMP_WAIT_POLICY=PASSIVE`` (the project's choice), OpenMP's
-default spinning, and bounded spinning with ``GOMP_SPINCOUNT`` — a fresh process trains the seed
-CNN for one timed epoch of 6,400 CIFAR-10 images (batch 128, channels-last, 2 threads) and
-extracts the test set with the fused inference model at batch sizes 32 to 256. Everything runs
-on an idle machine and again while another process keeps both cores busy with matrix
-products. Needs the images written by ``bench/cifar_speed.py`` (bench/out/cifar_speed/data).
+default spinning, and bounded spinning with ``GOMP_SPINCOUNT`` — a fresh process trains the
+article's CNN for one timed epoch of 6,400 CIFAR-10 images (batch 128, channels-last, 2
+threads) and extracts the test set with the fused inference model at batch sizes 32 to 256.
+Everything runs on an idle machine and again while another process keeps both cores busy with
+matrix products. Needs the images written by ``bench/cifar_speed.py`` (bench/out/cifar_speed/data).
 """
 
 from __future__ import annotations

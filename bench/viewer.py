@@ -13,7 +13,7 @@
    ``pointermove`` event to the tooltip and overlay being updated (the next animation frame
    included), plus the round trip seen from Python (CDP overhead included); full redraws
    (zoom) are timed too;
-5. when ../shared/data is present: the 10,000 CIFAR-10 test images with the seed's own
+5. when ../shared/data is present: the 10,000 CIFAR-10 test images with the article's own
    ``dense`` activations (PCA map), HTML size and first render.
 """
 
@@ -73,7 +73,7 @@ def synthetic_run(out: Path, n: int, seed: int = 0) -> float:
 
 
 def cifar_run(out: Path) -> float | None:
-    """The seed's CIFAR-10 dense activations with the 10,000 test images (PCA map)."""
+    """The article's CIFAR-10 dense activations with the 10,000 test images (PCA map)."""
     latents = SHARED / "seed-latents" / "cifar10-test-dense.npz"
     if not latents.is_file() or not (SHARED / "cifar10").is_dir():
         return None
@@ -82,7 +82,9 @@ def cifar_run(out: Path) -> float | None:
     ds = load_dataset("cifar10", SHARED / "cifar10", progress=False)
     z = np.load(latents)
     if not np.array_equal(z["labels"], ds.y_test):
-        raise SystemExit("the seed latents and the CIFAR-10 test labels are not in the same order")
+        raise SystemExit(
+            "the article's latents and the CIFAR-10 test labels are not in the same order"
+        )
     t0 = time.perf_counter()
     project_features(
         z["activations"],
@@ -237,7 +239,7 @@ def main() -> None:
                 print("(../shared/data is not available: CIFAR-10 skipped)\n")
             else:
                 report_page(
-                    "CIFAR-10 test set, 10,000 images, seed's dense activations",
+                    "CIFAR-10 test set, 10,000 images, the article's dense activations",
                     Path(tmp) / "cifar10",
                     seconds,
                     browser,

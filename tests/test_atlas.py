@@ -10,8 +10,8 @@ from latent_atlas.atlas import build_atlas, normalize_embedding, render_atlas
 from latent_atlas.errors import ConfigError
 
 
-def seed_reference(embedding: np.ndarray, grid: int, max_distance: float) -> np.ndarray:
-    """The seed article's loop, with its normalisation fixed (each column on its own)."""
+def article_reference(embedding: np.ndarray, grid: int, max_distance: float) -> np.ndarray:
+    """The article's loop, with its normalisation fixed (each column on its own)."""
     emb = np.asarray(embedding, dtype=np.float64).copy()
     for c in range(2):
         span = np.ptp(emb[:, c])
@@ -27,11 +27,11 @@ def seed_reference(embedding: np.ndarray, grid: int, max_distance: float) -> np.
     return out
 
 
-def test_matches_the_seed_loop_on_a_map():
+def test_matches_the_article_loop_on_a_map():
     rng = np.random.default_rng(0)
     emb = np.concatenate([rng.normal(c, 0.3, size=(300, 2)) for c in ((0, 0), (3, 1), (1, 4))])
     atlas = build_atlas(emb, 20, max_distance=0.05)
-    np.testing.assert_array_equal(atlas.indices, seed_reference(emb, 20, 0.05))
+    np.testing.assert_array_equal(atlas.indices, article_reference(emb, 20, 0.05))
     assert 0 < atlas.n_filled < 400
 
 
@@ -42,10 +42,10 @@ def test_orientation_row_zero_is_the_top():
     assert atlas.grid_y.tolist() == [1.0, 0.0] and atlas.grid_x.tolist() == [0.0, 1.0]
 
 
-def test_normalisation_is_per_column_not_the_seeds_bug():
+def test_normalisation_is_per_column_not_the_articles_bug():
     emb = np.array([[0.0, 100.0], [10.0, 300.0], [5.0, 200.0]])
     norm = normalize_embedding(emb)
-    np.testing.assert_allclose(norm[:, 0], [0, 1, 0.5])  # the seed overwrote this with column 1
+    np.testing.assert_allclose(norm[:, 0], [0, 1, 0.5])  # the article overwrote this with column 1
     np.testing.assert_allclose(norm[:, 1], [0, 1, 0.5])
     np.testing.assert_allclose(normalize_embedding(np.ones((3, 2))), 0.5)
 
@@ -70,7 +70,7 @@ def test_nearest_equals_brute_force(emb, grid, max_distance, duplicate, flat_x):
     if flat_x:
         emb[:, 0] = 3.0
     atlas = build_atlas(emb, grid, max_distance=max_distance)
-    np.testing.assert_array_equal(atlas.indices, seed_reference(emb, grid, max_distance))
+    np.testing.assert_array_equal(atlas.indices, article_reference(emb, grid, max_distance))
 
 
 def test_render_is_exactly_grid_times_tile():

@@ -1,6 +1,6 @@
 """Bring your own model: TorchScript, checkpoints, factories, ONNX and Keras, any layer.
 
-The seed CNN is exported every way there is and each path's ``dense`` activations are checked
+The article's CNN is exported every way there is and each path's ``dense`` activations are checked
 against the native forward-hook path.
 """
 
@@ -42,7 +42,7 @@ MAX_DIFF: dict[str, float] = {}  # measured differences, printed at the end of t
 
 
 @pytest.fixture(scope="module")
-def seed_model() -> torch.nn.Module:
+def article_model() -> torch.nn.Module:
     """The article's CNN with random weights and non-trivial BatchNorm statistics, in eval mode."""
     model = build_model("article-cnn", (SIZE, SIZE, 3), 4, seed=3)
     gen = torch.Generator().manual_seed(3)
@@ -62,21 +62,21 @@ def images() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def native(seed_model, images):
-    return extract_activations(seed_model, images, "dense", batch_size=4, progress=False)
+def native(article_model, images):
+    return extract_activations(article_model, images, "dense", batch_size=4, progress=False)
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, seed_model) -> dict[str, Path]:
+def files(tmp_path_factory, article_model) -> dict[str, Path]:
     """The article's CNN as a TorchScript script and trace, a checkpoint and a state dict."""
     d = tmp_path_factory.mktemp("models")
     x = torch.zeros(1, 3, SIZE, SIZE)
     out = {"script": d / "script.pt", "trace": d / "trace.pt"}
-    torch.jit.script(seed_model).save(str(out["script"]))
-    torch.jit.trace(seed_model, x).save(str(out["trace"]))
-    out["checkpoint"] = save_checkpoint(d / "model.pt", seed_model, "article-cnn")
+    torch.jit.script(article_model).save(str(out["script"]))
+    torch.jit.trace(article_model, x).save(str(out["trace"]))
+    out["checkpoint"] = save_checkpoint(d / "model.pt", article_model, "article-cnn")
     out["state_dict"] = d / "weights.pth"
-    torch.save(seed_model.state_dict(), out["state_dict"])
+    torch.save(article_model.state_dict(), out["state_dict"])
     return out
 
 
@@ -106,18 +106,18 @@ def _report_differences():
 
 
 @pytest.mark.parametrize("kind", ["script", "trace"])
-def test_torchscript_matches_native(kind, files, images, native, seed_model):
+def test_torchscript_matches_native(kind, files, images, native, article_model):
     model = load_model(str(files[kind]))
     assert model.kind == "torchscript" and model.layout == "nchw"
     _same(
         f"torchscript-{kind}", model.extract(images, "dense", batch_size=4, progress=False), native
     )
     # a conv layer, pooled
-    ref = extract_activations(seed_model, images, "relu2", pool="max", progress=False)
+    ref = extract_activations(article_model, images, "relu2", pool="max", progress=False)
     got = model.extract(images, "relu2", pool="max", progress=False)
     np.testing.assert_allclose(got.features, ref.features, atol=TOL)
     # a nested module
-    ref = extract_activations(seed_model, images, "dense.linear", progress=False)
+    ref = extract_activations(article_model, images, "dense.linear", progress=False)
     got = model.extract(images, "dense.linear", progress=False)
     np.testing.assert_allclose(got.features, ref.features, atol=TOL)
 
@@ -168,7 +168,7 @@ def test_the_layers_command(files, capsys):
 # -- refusals -------------------------------------------------------------------------------------
 
 
-def test_bad_models_get_one_clear_line(tmp_path, files, seed_model):
+def test_bad_models_get_one_clear_line(tmp_path, files, article_model):
     with pytest.raises(ConfigError, match="cannot import 'no_such_pkg.models'.*PYTHONPATH"):
         load_model("no_such_pkg.models:build")
     with pytest.raises(ConfigError, match="has no attribute 'Nope'"):
@@ -197,7 +197,7 @@ def test_bad_models_get_one_clear_line(tmp_path, files, seed_model):
     with pytest.raises(ConfigError, match="without the model's code.*--checkpoint"):
         load_model(str(files["state_dict"]))
     pickled = tmp_path / "whole.pt"
-    torch.save(seed_model, pickled)
+    torch.save(article_model, pickled)
     with pytest.raises(LatentAtlasError, match="pickled whole.*torch.jit.script"):
         load_model(str(pickled))
     with pytest.raises(ConfigError, match="model file .*missing.onnx does not exist"):
@@ -250,14 +250,14 @@ def test_specs_are_told_apart(files):
 
 
 @pytest.fixture(scope="module")
-def onnx_file(tmp_path_factory, seed_model) -> Path:
+def onnx_file(tmp_path_factory, article_model) -> Path:
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    path = tmp_path_factory.mktemp("onnx") / "seed.onnx"
+    path = tmp_path_factory.mktemp("onnx") / "article.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            seed_model,
+            article_model,
             (torch.zeros(1, 3, SIZE, SIZE),),
             str(path),
             dynamo=False,
@@ -268,14 +268,14 @@ def onnx_file(tmp_path_factory, seed_model) -> Path:
     return path
 
 
-def test_onnx_matches_native(onnx_file, images, native, seed_model):
+def test_onnx_matches_native(onnx_file, images, native, article_model):
     model = load_model(str(onnx_file))
     assert model.kind == "onnx" and model.layout == "nchw"
     assert model.input_shape == (SIZE, SIZE, 3)
     layers = {info.name: info for info in model.layers()}
     assert layers["dense"].output_shape == (128,) and layers["relu2"].output_shape == (64, 8, 8)
     _same("onnx", model.extract(images, "dense", batch_size=4, progress=False), native)
-    ref = extract_activations(seed_model, images, "relu2", pool="avg", progress=False)
+    ref = extract_activations(article_model, images, "relu2", pool="avg", progress=False)
     got = model.extract(images, "relu2", pool="avg", progress=False)
     np.testing.assert_allclose(got.features, ref.features, atol=TOL)
     # node and tensor names are layers too
@@ -286,11 +286,11 @@ def test_onnx_matches_native(onnx_file, images, native, seed_model):
         model.extract(images, "fc7", progress=False)
 
 
-def test_onnx_with_channels_last_input(onnx_file, tmp_path, seed_model, images, native):
+def test_onnx_with_channels_last_input(onnx_file, tmp_path, article_model, images, native):
     class ChannelsLast(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.net = seed_model
+            self.net = article_model
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.net(x.permute(0, 3, 1, 2))
@@ -328,13 +328,13 @@ def _keras():
 
 
 @pytest.fixture(scope="module")
-def keras_file(tmp_path_factory, seed_model) -> Path:
-    """The seed CNN rebuilt in Keras with the torch weights copied in."""
+def keras_file(tmp_path_factory, article_model) -> Path:
+    """The article's CNN rebuilt in Keras with the torch weights copied in."""
     keras = _keras()
     layers = keras.layers
     inp = keras.Input((SIZE, SIZE, 3))
     h = inp
-    for i, filters in enumerate(seed_model.FILTERS, start=1):
+    for i, filters in enumerate(article_model.FILTERS, start=1):
         h = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(h)
         h = layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name=f"bn{i}")(h)
         h = layers.ReLU(name=f"relu{i}")(h)
@@ -342,25 +342,25 @@ def keras_file(tmp_path_factory, seed_model) -> Path:
     h = layers.Flatten(name="flatten")(h)
     h = layers.Dense(128, activation="relu", name="dense")(h)
     model = keras.Model(inp, layers.Dense(4, name="output")(h))
-    sd = {k: v.detach().numpy() for k, v in seed_model.state_dict().items()}
+    sd = {k: v.detach().numpy() for k, v in article_model.state_dict().items()}
     for i in (1, 2, 3):
         model.get_layer(f"conv{i}").set_weights([sd[f"conv{i}.weight"].transpose(2, 3, 1, 0)])
         model.get_layer(f"bn{i}").set_weights(
             [sd[f"bn{i}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")]
         )
     # torch flattens C×H×W, Keras H×W×C: reorder the rows of the first dense kernel
-    side, channels = SIZE // 8, seed_model.FILTERS[-1]
+    side, channels = SIZE // 8, article_model.FILTERS[-1]
     kernel = sd["dense.linear.weight"].reshape(128, channels, side, side)
     kernel = kernel.transpose(2, 3, 1, 0).reshape(-1, 128)
     model.get_layer("dense").set_weights([kernel, sd["dense.linear.bias"]])
     model.get_layer("output").set_weights([sd["output.linear.weight"].T, sd["output.linear.bias"]])
-    path = tmp_path_factory.mktemp("keras") / "seed.keras"
+    path = tmp_path_factory.mktemp("keras") / "article.keras"
     model.save(path)
     return path
 
 
 @pytest.mark.slow
-def test_keras_matches_native(keras_file, images, native, seed_model):
+def test_keras_matches_native(keras_file, images, native, article_model):
     model = load_model(str(keras_file))
     assert model.kind == "keras" and model.layout == "nhwc"
     assert model.input_shape == (SIZE, SIZE, 3)
@@ -369,7 +369,7 @@ def test_keras_matches_native(keras_file, images, native, seed_model):
     assert layers["relu2"].feature_size("avg", model.channel_axis) == 64
     _same("keras", model.extract(images, "dense", batch_size=4, progress=False), native)
     # channels last: pooled per channel all the same
-    ref = extract_activations(seed_model, images, "relu2", pool="max", progress=False)
+    ref = extract_activations(article_model, images, "relu2", pool="max", progress=False)
     got = model.extract(images, "relu2", pool="max", progress=False)
     np.testing.assert_allclose(got.features, ref.features, atol=TOL)
 
@@ -377,7 +377,7 @@ def test_keras_matches_native(keras_file, images, native, seed_model):
 # -- preprocessing --------------------------------------------------------------------------------
 
 
-def test_default_preprocessing_is_the_seeds_bit_for_bit():
+def test_default_preprocessing_is_the_articles_bit_for_bit():
     x = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3)
     pre = Preprocess().resolve(x.shape[1:])
     assert pre.size == (16, 16) and pre.channels == "rgb" and pre.layout == "nchw"

@@ -27,7 +27,7 @@ def points(n=500, k=10):
     return emb, labels
 
 
-def test_scatter_is_the_seeds_layout():
+def test_scatter_is_the_articles_layout():
     emb, labels = points()
     disp = ScatterDisplay.from_embedding(emb, labels, NAMES)
     fig, ax = disp.figure_, disp.ax_

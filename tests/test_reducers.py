@@ -27,7 +27,7 @@ def digits():
     return x[:SMALL].astype(np.float32), y[:SMALL]
 
 
-def test_registry_and_defaults_are_the_seeds():
+def test_registry_and_defaults_are_the_articles():
     assert set(available_reducers()) == {"pca", "tsne", "tsne-sklearn", "umap", "pacmap", "isomap"}
     assert get_reducer("tsne").perplexity == 50
     assert get_reducer("umap").n_neighbors == 30

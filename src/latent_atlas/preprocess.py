@@ -20,7 +20,7 @@ from latent_atlas.errors import ConfigError
 
 CHANNELS = ("rgb", "bgr", "grey")
 LAYOUTS = ("nchw", "nhwc")
-SEED_SCALE = 1 / 255
+ARTICLE_SCALE = 1 / 255
 # ITU-R 601-2 luma, as Pillow's "L" conversion
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -40,7 +40,7 @@ class Preprocess:
 
     size: tuple[int, int] | None = None
     channels: str | None = None
-    scale: float = SEED_SCALE
+    scale: float = ARTICLE_SCALE
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     layout: str | None = None
@@ -178,7 +178,7 @@ class Preprocess:
         if self.size is not None:
             parts.append(f"{self.size[0]}×{self.size[1]}")
         parts.append(self.channels or "channels as stored")
-        parts.append("pixels / 255" if self.scale == SEED_SCALE else f"pixels × {self.scale:g}")
+        parts.append("pixels / 255" if self.scale == ARTICLE_SCALE else f"pixels × {self.scale:g}")
         if self.mean is not None:
             parts.append("− mean " + ",".join(f"{v:g}" for v in self.mean))
         if self.std is not None:

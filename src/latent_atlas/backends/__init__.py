@@ -2,7 +2,7 @@
 
 :func:`load_model` reads a ``--model`` (a file or ``package.module:factory``) into a
 :class:`LoadedModel`, which lists its layers and extracts any of them over uint8 images with
-the same :class:`~latent_atlas.activations.Activations` result as the seed's own CNN. The
+the same :class:`~latent_atlas.activations.Activations` result as the article's own CNN. The
 backends are imported when a model of their kind is loaded: ``torch_module`` (PyTorch modules
 with forward hooks: latent-atlas checkpoints, factories with a state dict), ``torchscript``
 (TorchScript archives), ``onnx_model`` (ONNX Runtime, extra ``onnx``), ``keras_model``
@@ -43,7 +43,7 @@ def load_model(
     ``spec`` is one of: a ``.onnx`` file; a ``.keras`` file; a TorchScript archive or a
     checkpoint saved by :func:`latent_atlas.models.save_checkpoint` (any other file name,
     usually ``.pt``); ``package.module:factory``, called with ``model_args`` and given the
-    weights of the state dict in ``checkpoint``; or a registry name such as ``seed-cnn`` (its
+    weights of the state dict in ``checkpoint``; or a registry name such as ``article-cnn`` (its
     initial, untrained weights: for listing layers). ``input_shape`` (H, W, C) is the image
     size the model takes, where the file does not say (needed for the output shapes of
     :meth:`LoadedModel.layers`).

@@ -1,6 +1,6 @@
 """PyTorch modules in Python: latent-atlas checkpoints, ``package.module:factory`` plus a
 state dict, and the registry's models. Layers are captured with forward hooks
-(:func:`latent_atlas.activations.capture_layer`), as for the seed's own CNN.
+(:func:`latent_atlas.activations.capture_layer`), as for the article's own CNN.
 
 Weights are read with ``torch.load(weights_only=True)``: a checkpoint holds tensors, never
 code. The model's code is the factory the user names, imported like any Python module.

@@ -1,11 +1,11 @@
-"""End to end against the seed: its post-training steps versus ``latent-atlas project``.
+"""End to end against the article: its post-training steps versus ``latent-atlas project``.
 
-    python bench/seed_e2e.py          # prints a Markdown report (about 10 minutes)
+    python bench/article_e2e.py          # prints a Markdown report (about 10 minutes)
 
-On the seed's own CIFAR-10 activations (../shared/data/seed-latents) and the CIFAR-10 test
+On the article's own CIFAR-10 activations (../shared/data/seed-latents) and the CIFAR-10 test
 images, each side runs in a fresh process, timed from start to exit:
 
-* **seed**: the article's code after training, unchanged but for saving figures instead of
+* **article**: the article's code after training, unchanged but for saving figures instead of
   showing them: scikit-learn ``PCA(n_components=2)``, ``TSNE(perplexity=50)``,
   ``umap.UMAP(n_neighbors=30)``, its scatter plot for each, and its Python-loop 20×20 atlas of
   the UMAP map (normalisation bug fixed, so that both atlases show the same thing);
@@ -33,7 +33,7 @@ import numpy as np
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
-SEED_SCRIPT = r"""
+ARTICLE_SCRIPT = r"""
 import sys
 import numpy as np
 import matplotlib
@@ -112,21 +112,21 @@ def main() -> None:
             f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
             f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}\n"
         )
-        print("| cache | the seed's steps | latent-atlas project | ratio |")
+        print("| cache | the article's steps | latent-atlas project | ratio |")
         print("|---|---:|---:|---:|")
         for cache in ("warm", "cold"):
             env = dict(os.environ)
             cold = tempfile.mkdtemp(dir=tmp) if cache == "cold" else None
             if cold:
                 env["NUMBA_CACHE_DIR"] = cold
-            seed_dir, ours_dir = tmp / f"seed-{cache}", tmp / f"ours-{cache}"
-            seed_dir.mkdir()
-            t_seed = timed_process(
+            article_dir, ours_dir = tmp / f"article-{cache}", tmp / f"ours-{cache}"
+            article_dir.mkdir()
+            t_article = timed_process(
                 [
                     sys.executable,
                     "-c",
-                    SEED_SCRIPT,
-                    str(seed_dir),
+                    ARTICLE_SCRIPT,
+                    str(article_dir),
                     str(npz),
                     str(tmp / "images.npy"),
                 ],
@@ -153,18 +153,18 @@ def main() -> None:
                 ],
                 env,
             )
-            print(f"| {cache} | {t_seed:.1f} s | {t_ours:.1f} s | {t_seed / t_ours:.1f}× |")
+            print(f"| {cache} | {t_article:.1f} s | {t_ours:.1f} s | {t_article / t_ours:.1f}× |")
         print(
             "\n(wall time of each whole process: interpreter start, imports, data, maps, "
             "figures, atlases; the images were decoded beforehand for both)\n"
         )
-        seed_maps = {
-            m: np.load(tmp / "seed-warm" / f"embedding_{m}.npy") for m in ("pca", "tsne", "umap")
+        article_maps = {
+            m: np.load(tmp / "article-warm" / f"embedding_{m}.npy") for m in ("pca", "tsne", "umap")
         }
         our_maps = {
             m: np.load(tmp / "ours-warm" / f"embedding_{m}.npy") for m in ("pca", "tsne", "umap")
         }
-        maps = {f"seed {m}": e for m, e in seed_maps.items()}
+        maps = {f"article {m}": e for m, e in article_maps.items()}
         maps.update({f"latent-atlas {m}": e for m, e in our_maps.items()})
         print("Quality of each side's maps (same metrics, all 10,000 points):\n")
         print(evaluate_maps(x, maps, y).to_markdown())

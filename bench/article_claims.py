@@ -1,9 +1,9 @@
-"""The seed article's reading of its maps, turned into numbers.
+"""The article's reading of its maps, turned into numbers.
 
-    python bench/seed_claims.py [RUN_DIR ...]
+    python bench/article_claims.py [RUN_DIR ...]
 
 The article says of its PCA map: "ships with airplanes, automobiles with trucks, with the animal
-classes all grouped to one side". For the seed's own CIFAR-10 activations
+classes all grouped to one side". For the article's own CIFAR-10 activations
 (../shared/data/seed-latents) and for each run directory given (latent-atlas's own model), and
 for every map and the 128-d latent space itself, this reports
 
@@ -89,7 +89,7 @@ def report(title: str, x: np.ndarray, y: np.ndarray, run: Path | None) -> None:
 def main() -> None:
     z = np.load(SHARED / "seed-latents" / "cifar10-test-dense.npz")
     report(
-        "the seed's own activations (Keras, 0.7375 test accuracy)",
+        "the article's own activations (Keras, 0.7375 test accuracy)",
         z["activations"],
         z["labels"],
         None,
