@@ -430,3 +430,14 @@ def test_recipe_improved_is_the_augmented_cosine_recipe(tmp_path):
     plain = training_from(parser.parse_args(["run", "--recipe", "improved", "--no-augment"]))
     assert not plain.augment and plain.lr_schedule == "cosine"
     assert training_from(parser.parse_args(["run", "--epochs", "3"])).epochs == 3
+
+
+def test_a_wrong_layer_fails_before_training_and_leaves_no_space_behind(tmp_path, capsys):
+    out = tmp_path / "o"
+    argv = ["-q", "run", "--limit", "100", "--epochs", "1", "--methods", "pca", "--grid", "4"]
+    assert main([*argv, "--layer", "nope", "--out", str(out)]) == 1
+    assert "unknown layer 'nope'" in capsys.readouterr().err
+    assert not (out / "model.pt").exists()  # failed before training
+    assert main([*argv, "--out", str(out)]) == 0
+    run = RunDir.open(out)
+    assert run.space_names == ["dense"] and run.space().path == out

@@ -53,7 +53,8 @@ def model_files(tmp_path_factory, article_model) -> dict[str, Path]:
 
 
 def test_trained_network_and_loaded_checkpoint_extract_alike(article_model, tmp_path):
-    """The network run trains goes through the same LoadedModel as a file the user brings."""
+    """The network run trains goes through the same LoadedModel as a file the user brings;
+    a model you bring runs as it is unless folding is asked for."""
     from latent_atlas.activations import extract_activations
     from latent_atlas.backends import load_model
     from latent_atlas.backends.torch_module import TorchModuleModel
@@ -61,19 +62,32 @@ def test_trained_network_and_loaded_checkpoint_extract_alike(article_model, tmp_
 
     images = make_images(40, size=SIZE, seed=1)[0]
     direct = extract_activations(article_model, images, "dense", progress=False)
-    wrapped = TorchModuleModel(spec="article-cnn", module=article_model).extract(
+    wrapped = TorchModuleModel(spec="article-cnn", module=article_model, fold=True).extract(
         images, "dense", progress=False
     )
     path = save_checkpoint(tmp_path / "m.pt", article_model, "article-cnn")
-    loaded = load_model(str(path)).extract(images, "dense", progress=False)
+    loaded = load_model(str(path))
+    assert not loaded.fold and loaded.can_fold
+    as_it_is = loaded.extract(images, "dense", progress=False)
+    loaded.fold = True
+    folded = loaded.extract(images, "dense", progress=False)
     np.testing.assert_array_equal(direct.features, wrapped.features)
-    np.testing.assert_array_equal(direct.features, loaded.features)
-    np.testing.assert_allclose(direct.probabilities, loaded.probabilities, atol=1e-6)
-    # folding is what makes it fast, not what it computes: the unfolded module agrees
-    exact = TorchModuleModel(spec="x", module=article_model, fold=False).extract(
-        images, "dense", progress=False
-    )
-    np.testing.assert_allclose(exact.features, direct.features, atol=1e-5)
+    np.testing.assert_array_equal(direct.features, folded.features)
+    np.testing.assert_array_equal(direct.probabilities, folded.probabilities)
+    from latent_atlas.activations import capture_layer
+    from latent_atlas.preprocess import Preprocess
+
+    x = torch.from_numpy(Preprocess().resolve(images.shape[1:]).apply(images))
+    with capture_layer(article_model, "dense", "avg") as seen, torch.inference_mode():
+        for start in range(0, len(x), 64):  # as it is: the module's own forward pass
+            article_model(x[start : start + 64])
+    own = torch.cat(seen).numpy()
+    np.testing.assert_array_equal(as_it_is.features, own)
+    # folding is what makes it fast, not what it computes
+    np.testing.assert_allclose(as_it_is.features, folded.features, atol=1e-5)
+    assert load_model(str(path)).portable().load().fold is False
+    trained = TorchModuleModel(spec="article-cnn", module=article_model, fold=True)
+    assert trained.portable().load().fold
 
 
 @pytest.mark.parametrize("kind", ["torchscript", "onnx"])

@@ -112,7 +112,9 @@ def test_dask_extraction_equals_the_single_machine_path(tiny_npz, dask_client):
     model = build_model("article-cnn", ds.image_shape, ds.num_classes, seed=0)
     images = np.concatenate([ds.x_test] * 30)  # 2,400 images: 3 shards of 16 batches of 50
     here = extract_activations(model, images, "dense", batch_size=50, progress=False)
-    loaded = TorchModuleModel(spec="article-cnn", module=model, details={"name": "article-cnn"})
+    loaded = TorchModuleModel(
+        spec="article-cnn", module=model, details={"name": "article-cnn"}, fold=True
+    )
     there = distributed.extract(dask_client, loaded, images, "dense", batch_size=50)
     np.testing.assert_array_equal(here.features, there.features)
     np.testing.assert_array_equal(here.probabilities, there.probabilities)

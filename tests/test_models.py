@@ -283,15 +283,29 @@ def test_a_training_config_is_checked_when_it_is_made():
         TrainingConfig(validation="val")
 
 
+def test_the_old_train_config_still_trains_the_same(tiny_npz):
+    """TrainConfig(epochs=..., seed=...) of earlier versions: the same training, with a note."""
+    from latent_atlas import training
+    from latent_atlas.errors import RenamedWarning
+
+    ds = load_dataset("npz", tiny_npz)
+    with pytest.warns(RenamedWarning, match="TrainConfig is now latent_atlas.recipes"):
+        old = training.TrainConfig(epochs=2, batch_size=32, seed=5)
+    a = build_model("article-cnn", ds.image_shape, ds.num_classes, seed=0)
+    b = build_model("article-cnn", ds.image_shape, ds.num_classes, seed=0)
+    got = train_model(a, ds, old, progress=False)
+    want = train_model(b, ds, TrainingConfig(epochs=2, batch_size=32), seed=5, progress=False)
+    assert [h["loss"] for h in got.history] == [h["loss"] for h in want.history]
+    assert old.to_dict() == TrainingConfig(epochs=2, batch_size=32).to_dict()
+
+
 def test_training_keeps_no_copy_of_the_training_options(tiny_npz):
     """recipes.TrainingConfig (torch-free) is the one declaration; seed and threads are keywords."""
     from latent_atlas import recipes, training
 
     assert training.TrainingConfig is recipes.TrainingConfig
-    for gone in ("TrainConfig", "VALIDATION_CHOICES", "LR_SCHEDULES"):
+    for gone in ("VALIDATION_CHOICES", "LR_SCHEDULES"):
         assert not hasattr(training, gone), gone
-    with pytest.raises(AttributeError, match="recipes.TrainingConfig.*seed= and threads="):
-        training.TrainConfig  # noqa: B018
     assert not {"seed", "threads"} & {f.name for f in fields(TrainingConfig)}
     params = inspect.signature(train_model).parameters
     assert params["config"].default is None

@@ -94,3 +94,27 @@ def test_run_pipeline_from_python_with_a_users_reducer(tmp_path):
     assert run.seed == 3 and run.space().name == "dense"
     assert run.space().maps["pca"]["method"] == "sklearn.decomposition._pca.PCA"
     assert np.load(run.space().file("activations.npy")).shape == (200, 128)
+
+
+def test_other_features_into_the_same_directory_are_never_mixed_up(digits, tmp_path):
+    x, y = digits
+    maps = MapConfig(methods=("pca",))
+    project_features({"a": x}, y, out=tmp_path / "o", maps=maps)
+    project_features({"b": x[:, :16]}, y, out=tmp_path / "o", maps=maps)
+    project_features({"a": x}, y, out=tmp_path / "o", maps=maps)
+    run = RunDir.open(tmp_path / "o")
+    assert run.space_names == ["a"]
+    np.testing.assert_array_equal(np.load(run.space("a").file("activations.npy")), x)
+    assert np.load(run.space("a").file("embedding_pca.npy")).shape == (300, 2)
+
+
+def test_a_users_estimator_is_refitted_when_its_parameters_change(digits, tmp_path):
+    x, y = digits
+    plain = MapConfig(methods=(("p", PCA()),))
+    whitened = MapConfig(methods=(("p", PCA()),), method_params={"p": {"whiten": True}})
+    project_features(x, y, out=tmp_path / "w", maps=plain)
+    first = np.load(tmp_path / "w" / "embedding_p.npy")
+    project_features(x, y, out=tmp_path / "w", maps=whitened)
+    second = np.load(tmp_path / "w" / "embedding_p.npy")
+    assert not np.allclose(first, second)
+    np.testing.assert_allclose(second.std(axis=0), 1.0, rtol=1e-2)  # whitened

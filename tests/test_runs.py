@@ -147,3 +147,32 @@ def test_format_1_manifests_open_as_one_space(tmp_path: Path):
     assert space.steps.key("features") == "k2" and space.steps.key("embedding:tsne") == "k3"
     assert space.steps.key("metrics") == "k4" and space.steps.key("atlas:tsne") == "k5"
     assert space.maps == {"tsne": {"seconds": 1.0}} and space.atlases["atlas_tsne"]["filled"] == 3
+
+
+def test_a_space_never_takes_a_folder_another_space_uses(tmp_path: Path):
+    run = RunDir.create(tmp_path / "r", command="project", config={}, seed=0)
+    run.add_space("a", source={}, folder=".")
+    b = run.add_space("b", source={}, folder=".")  # asked for the run folder: taken
+    assert b.path == run.path / "spaces" / "b"
+    run.keep_spaces(["b"])  # a later command makes only b: a is forgotten
+    assert run.space_names == ["b"]
+    c = run.add_space("c", source={})
+    assert c.path == run.path  # the run folder is free again
+
+
+def test_map_names_are_the_recorded_maps_not_every_file(tmp_path: Path):
+    run = RunDir.create(tmp_path / "r", command="project", config={}, seed=0)
+    space = run.add_space("f", source={})
+    for name in ("pca", "isomap"):
+        np.save(space.file(f"embedding_{name}.npy"), np.zeros((3, 2)))
+    assert space.map_names == ["isomap", "pca"]  # no record: every map on disk
+    space.set(maps={"pca": {}})  # a later run made pca only; isomap is an old file
+    assert space.map_names == ["pca"] and list(space.embeddings()) == ["pca"]
+
+
+def test_the_same_config_again_keeps_its_provenance(tmp_path: Path):
+    config = {"grid": (10, 20), "mean": (0.5, 0.5, 0.5)}  # tuples, as dataclasses hold them
+    first = RunDir.create(tmp_path / "r", command="run", config=config, seed=0)
+    created = dict(first.manifest["created"])
+    again = RunDir.create(tmp_path / "r", command="run", config=config, seed=0)
+    assert again.manifest["created"] == created and len(again.history) == 2

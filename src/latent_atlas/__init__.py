@@ -54,8 +54,13 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'latent_atlas' has no attribute {name!r}")
+    if module is None:  # a submodule: la.metrics, la.reducers, ...
+        try:
+            return importlib.import_module(f"latent_atlas.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"latent_atlas.{name}":
+                raise
+            raise AttributeError(f"module 'latent_atlas' has no attribute {name!r}") from None
     value = getattr(importlib.import_module(f"latent_atlas.{module}"), name)
     globals()[name] = value  # found once; later lookups skip this function
     return value

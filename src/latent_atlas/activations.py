@@ -1,6 +1,6 @@
 """Activations of any named layer, captured with forward hooks.
 
-The default is the seed's latent space: the output of the penultimate ``dense`` layer (after
+The default is the article's latent space: the output of the penultimate ``dense`` layer (after
 its ReLU). Feature maps (N×C×H×W) are reduced by ``pool``: ``"avg"`` or ``"max"`` over the
 spatial positions (global pooling), or ``"flatten"``. Predictions and confidences for every
 sample come from the same forward pass.
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 POOLING = ("avg", "max", "flatten")
 # Images per forward pass when extracting. Small batches keep a conv layer's activations in the
-# CPU caches: the seed CNN extracts 1.4-2x faster with 64 than with 256 on the 2-core machine
+# CPU caches: the article's CNN extracts 1.4-2x faster with 64 than with 256 on the 2-core machine
 # (bench/RESULTS.md, "thread policy and extraction batch size").
 EXTRACT_BATCH = 64
 # When streaming, hand freed heap memory back to the OS every this many batches: decoded

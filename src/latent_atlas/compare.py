@@ -111,10 +111,11 @@ def compare_run(
     Returns each space's metrics record by space name. The run's history records the
     command; its provenance stays as it was.
     """
-    run = RunDir.open(run_dir, command="compare")
+    run = RunDir.open(run_dir)
     spaces = [run.space(space)] if space is not None else run.spaces()
     if not spaces:
         raise ConfigError(f"{run.path} holds no latent space to compare")
+    run.record("compare")
     out = {}
     for found in spaces:
         embeddings = found.embeddings()

@@ -122,7 +122,8 @@ class MapSpec:
         """What the map depends on: the method and every parameter it was made with."""
         if isinstance(self.method, str):
             return {"method": self.method, "params": self.params}
-        return {"method": self.method_name, "params": self.method.get_params(deep=False)}
+        params = {**self.method.get_params(deep=False), **self.params}
+        return {"method": self.method_name, "params": params}
 
 
 def as_map_specs(
@@ -216,7 +217,6 @@ class MapConfig:
             raise ConfigError(f"metrics k must be at least 1, got {self.metrics_k}")
         if self.metrics_max_samples is not None and self.metrics_max_samples < 10:
             raise ConfigError("metrics need a sample of at least 10 points")
-        self.large.check()
 
     @property
     def maps(self) -> tuple[MapSpec, ...]:
@@ -250,7 +250,9 @@ class RunConfig:
     TorchScript, latent-atlas checkpoint, ``.onnx`` or ``.keras`` file, or
     ``package.module:factory`` called with ``model_args`` and given the state dict in
     ``checkpoint``. ``preprocess`` says how images are prepared for such a model; the article's
-    network always takes pixels scaled to [0, 1].
+    network always takes pixels scaled to [0, 1]. ``fold_batchnorm`` runs a PyTorch model you
+    bring as the network trained here always runs: BatchNorm folded into the convolutions,
+    channels-last (about twice as fast on the CPU; activations within about 1e-5).
     """
 
     dataset: str = "digits"
@@ -265,6 +267,7 @@ class RunConfig:
     checkpoint: str | None = None
     model_args: dict[str, Any] = field(default_factory=dict)
     preprocess: Preprocess = field(default_factory=Preprocess)
+    fold_batchnorm: bool = False
 
     def __post_init__(self) -> None:
         from latent_atlas.datasets import available_datasets
@@ -280,7 +283,6 @@ class RunConfig:
             raise ConfigError(f"{self.dataset}: {self.data_dir} does not exist")
         if self.pool not in POOLS:
             raise ConfigError(f"unknown pooling {self.pool!r}; choose one of {', '.join(POOLS)}")
-        self.preprocess.check()
         self._check_model()
 
     def _check_model(self) -> None:
@@ -297,6 +299,11 @@ class RunConfig:
             raise ConfigError(
                 f"preprocessing options apply to a model you bring (--model FILE); {self.model} "
                 "is trained here on pixels scaled to [0, 1]"
+            )
+        elif self.fold_batchnorm:
+            raise ConfigError(
+                f"--fold-batchnorm applies to a model you bring; {self.model}, trained here, "
+                "always runs with BatchNorm folded"
             )
 
     @property

@@ -10,7 +10,6 @@ loaded once per worker; the fitted reducer travels as a pickle made here.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from latent_atlas.activations import EXTRACT_BATCH, Activations
 from latent_atlas.backends.base import LoadedModel, PortableModel
 from latent_atlas.errors import ConfigError, require
 from latent_atlas.fileio import load_npy, npy_writer
+from latent_atlas.keys import fingerprint
 from latent_atlas.preprocess import Preprocess
 
 log = logging.getLogger("latent_atlas")
@@ -88,7 +88,7 @@ def extract(
     model.check_layer(layer)
     pre = model.resolve_preprocess(preprocess, tuple(images.shape[1:]))
     portable = model.portable()
-    digest = hashlib.sha256(portable.data).hexdigest()
+    digest = fingerprint({"model": portable.data, "fold": portable.fold})
     remote = client.scatter(portable, broadcast=True)
     shard = batch_size * SHARD_BATCHES
     starts = list(range(0, len(images), shard))
@@ -147,6 +147,7 @@ def _extract_shard(
 ) -> Activations:
     model = _WORKER_MODELS.get(digest)
     if model is None:
+        _WORKER_MODELS.clear()  # one model at a time: a worker keeps the latest it was sent
         model = _WORKER_MODELS[digest] = portable.load()
     return model.extract(
         images,

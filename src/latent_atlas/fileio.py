@@ -91,6 +91,11 @@ def load_npy(path: str | os.PathLike[str], mmap: bool = False) -> np.ndarray:
     return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
 
 
+def as_json(obj: Any) -> Any:
+    """``obj`` as :func:`save_json` writes it and ``json`` reads it back (tuples as lists...)."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
 def save_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write JSON (sorted keys, 2-space indent), atomically."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"

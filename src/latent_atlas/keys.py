@@ -28,6 +28,8 @@ def fingerprint(obj: Any) -> str:
 
 
 def _content_of(value: Any) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"bytes:{hashlib.sha256(value).hexdigest()}"
     if isinstance(value, Path):
         return f"file:{file_digest(value)}" if value.is_file() else f"path:{value}"
     if hasattr(value, "shape") and hasattr(value, "dtype"):
@@ -57,3 +59,24 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: f.read(_BLOCK), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def changed(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that differ from ``defaults`` (nested dicts compared inside).
+
+    Keys made of these stay the same when an option is added later with its old behaviour as
+    the default, so finished steps and default run directories survive the upgrade.
+    """
+    out = {}
+    for key, value in values.items():
+        default = defaults.get(key, _MISSING)
+        if isinstance(value, dict) and isinstance(default, dict):
+            inner = changed(value, default)
+            if inner:
+                out[key] = inner
+        elif value != default:
+            out[key] = value
+    return out
+
+
+_MISSING = object()

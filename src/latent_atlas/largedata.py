@@ -45,6 +45,9 @@ class LargeDataRecipe:
     refine: bool = True
     refine_iter: int = 250
 
+    def __post_init__(self) -> None:
+        self.check()
+
     def check(self) -> None:
         if self.sample < 10 or self.chunk < 1 or self.threshold < self.sample:
             raise ConfigError(
@@ -52,8 +55,11 @@ class LargeDataRecipe:
                 f"{asdict(self)}"
             )
 
-    def applies(self, n: int, reducer: Reducer) -> bool:
-        return n > self.threshold and reducer.supports_transform
+    def applies(self, n: int, reducer: Any) -> bool:
+        """Whether a map of ``n`` points by ``reducer`` follows this recipe: above the
+        threshold, for latent-atlas reducers that can ``transform`` (an estimator of your own
+        is fitted on every point)."""
+        return n > self.threshold and isinstance(reducer, Reducer) and reducer.supports_transform
 
 
 def map_chunks_here(reducer: Reducer, X: np.ndarray, chunks: Sequence[np.ndarray]) -> list:

@@ -22,7 +22,14 @@ from latent_atlas.compare import write_metrics
 from latent_atlas.config import AtlasConfig, MapConfig, MapSpec
 from latent_atlas.errors import ConfigError, LatentAtlasError
 from latent_atlas.fileio import load_npy, save_figure, save_image, save_npy, save_table
-from latent_atlas.largedata import ChunkMapper, chunk_indices, fit_large, map_chunks_here
+from latent_atlas.keys import changed
+from latent_atlas.largedata import (
+    ChunkMapper,
+    LargeDataRecipe,
+    chunk_indices,
+    fit_large,
+    map_chunks_here,
+)
 from latent_atlas.latent import LatentSpace
 from latent_atlas.plotting import ComparisonDisplay, ScatterDisplay
 from latent_atlas.runs import RunDir, SpaceDir, embedding_file
@@ -92,7 +99,7 @@ def fit_map(
         "seed": config.seed,
         "fit_on": config.fit_on,
         "show": config.show,
-        "large": asdict(config.large),
+        "large": changed(asdict(config.large), asdict(LargeDataRecipe())),
     }
     step, name = f"embedding:{spec.name}", embedding_file(spec.name)
     if not space.steps.is_done(step, key):
@@ -129,7 +136,7 @@ def _fit(
     map_chunks: ChunkMapper | None,
 ) -> tuple[np.ndarray, float, dict[str, Any] | None]:
     """The map of the shown points, the seconds the fit took, and the large-data record."""
-    large = len(fit_x) > config.large.threshold and spec.supports_transform
+    large = config.large.applies(len(fit_x), reducer)
     t0 = time.perf_counter()
     try:
         if config.transform_needed:
@@ -313,8 +320,10 @@ def atlas_for_run(
     the command, its provenance stays as it was.
     """
     config = config or AtlasConfig()
-    found = RunDir.open(run_dir, command="atlas").space(space)
-    embedding = found.embedding(map_name)
+    run = RunDir.open(run_dir)
+    found = run.space(space)
+    embedding = found.embedding(map_name)  # (a name the run lacks fails before any record)
+    run.record("atlas")
     return write_atlas(found, found.load_latent(), map_name, embedding, config)
 
 

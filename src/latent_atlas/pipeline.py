@@ -21,9 +21,11 @@ import numpy as np
 
 from latent_atlas.config import DEFAULT_METHODS, AtlasConfig, MapConfig, RunConfig
 from latent_atlas.errors import ConfigError
+from latent_atlas.fileio import as_json
+from latent_atlas.keys import changed, fingerprint
 from latent_atlas.latent import LatentSpace
 from latent_atlas.maps import atlas_for_run, map_space
-from latent_atlas.runs import RunDir, SpaceDir, fingerprint, space_name
+from latent_atlas.runs import RunDir, SpaceDir, space_name
 from latent_atlas.sampling import seeded_sample
 
 log = logging.getLogger("latent_atlas")
@@ -150,8 +152,13 @@ def _summarise_space(
 
 
 def default_run_dir(config: RunConfig) -> Path:
-    """``runs/<dataset>-<hash of the config>``: the same arguments give the same directory."""
-    return Path("runs") / f"{config.dataset}-{fingerprint(config.to_dict())[:8]}"
+    """``runs/<dataset>-<hash of the options>``: the same arguments give the same directory.
+
+    Only options that differ from the defaults count, so an option added later (with the old
+    behaviour as its default) leaves every default directory where it was.
+    """
+    options = changed(as_json(config.to_dict()), as_json(RunConfig().to_dict()))
+    return Path("runs") / f"{config.dataset}-{fingerprint(options)[:8]}"
 
 
 def run_pipeline(
@@ -176,6 +183,7 @@ def run_pipeline(
         config=config.to_dict(),
         seed=config.seed,
     )
+    run.keep_spaces([space_name(config.layer)])
     with dask_session(dask) as client:
         space, latent = latent_space_of(run, config, progress=progress, client=client)
         return _map_spaces(run, [(space, latent)], config.maps, started, client)
@@ -215,9 +223,10 @@ def _map_spaces(
     for space, latent in spaces:
         made = map_space(space, latent, maps, map_chunks=mapper)
         summaries.append(_summarise_space(space, latent, made, maps.seed))
-    from latent_atlas.viewer import ensure_viewers
+    from latent_atlas.viewer import ensure_viewer
 
-    for page, rebuilt in ensure_viewers(run.path):
+    for space, _ in spaces:
+        page, rebuilt = ensure_viewer(run, space=space.name)
         log.info("viewer %s: %s", "written" if rebuilt else "up to date", page)
     seconds = time.perf_counter() - started
     run.set(total_seconds=round(seconds, 3))
@@ -273,6 +282,7 @@ def project_features(
     run.set(
         dataset={"name": "features", "class_names": list(class_names), "n_test": len(labels_arr)}
     )
+    run.keep_spaces(list(latents))
     spaces = [
         _project_space(run, name, latent, alone=len(latents) == 1)
         for name, latent in latents.items()
@@ -294,6 +304,7 @@ def _project_space(
     key = {
         "features": latent.features,
         "labels": latent.labels,
+        "class_names": latent.class_names,
         "images": latent.images,
         "probabilities": latent.probabilities,
     }

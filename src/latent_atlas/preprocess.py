@@ -56,6 +56,7 @@ class Preprocess:
                 seq = (value,) if isinstance(value, int | float) else tuple(value)
                 object.__setattr__(self, name, tuple(float(v) for v in seq))
         object.__setattr__(self, "scale", float(self.scale))
+        self.check()
 
     def check(self) -> None:
         """Refuse values that cannot work, before any model is loaded."""

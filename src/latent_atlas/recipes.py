@@ -12,6 +12,7 @@ network and optimiser with random crops and flips and a cosine learning-rate sch
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -100,7 +101,7 @@ def resolve_model_name(name: str, *, warn: bool = True) -> str:
 
 
 def _at_least(what: str, value: int, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise ConfigError(f"{what} must be a whole number, got {value!r}")
     if value < low:
         raise ConfigError(f"{what} must be at least {low}, got {value}")

@@ -29,7 +29,7 @@ import numpy as np
 
 from latent_atlas._version import __version__
 from latent_atlas.errors import ConfigError, LatentAtlasError, describe_os_error
-from latent_atlas.fileio import load_npy, save_json
+from latent_atlas.fileio import as_json, load_npy, save_json
 from latent_atlas.keys import array_digest, file_digest, fingerprint
 from latent_atlas.latent import LatentSpace
 from latent_atlas.manifest import (
@@ -143,14 +143,11 @@ class SpaceDir:
 
     @property
     def map_names(self) -> list[str]:
-        """Names of the maps whose coordinates are on disk, in the order they were made."""
-        listed = [m for m in self.maps if self.file(embedding_file(m)).is_file()]
-        found = sorted(
-            p.stem.removeprefix("embedding_")
-            for p in self.path.glob("embedding_*.npy")
-            if p.stem.removeprefix("embedding_") not in listed
-        )
-        return listed + found
+        """The maps of this space whose coordinates are on disk: those its record lists (files
+        another run left in the folder do not count), or, without a record, every one there."""
+        if self.maps:
+            return [m for m in self.maps if self.file(embedding_file(m)).is_file()]
+        return sorted(p.stem.removeprefix("embedding_") for p in self.path.glob("embedding_*.npy"))
 
     def embedding(self, name: str) -> np.ndarray:
         """The N×2 coordinates of map ``name``, or one error naming the maps there are."""
@@ -215,10 +212,11 @@ class RunDir:
         """
         path = _writable_dir(Path(path))
         manifest = read_manifest(path, missing_ok=True)
+        config = as_json(config)  # as the manifest will hold it (tuples are lists there)
         if manifest.get("config") != config or manifest.get("command") != command:
             manifest.update(command=command, config=config, seed=seed, created=provenance())
         run = cls(path, manifest)
-        run._record(command)
+        run.record(command)
         return run
 
     @classmethod
@@ -233,11 +231,12 @@ class RunDir:
             raise LatentAtlasError(f"{path} is not a latent-atlas run directory (no {MANIFEST})")
         run = cls(path, read_manifest(path))
         if command is not None:
-            _writable_dir(path)
-            run._record(command)
+            run.record(command)
         return run
 
-    def _record(self, command: str) -> None:
+    def record(self, command: str) -> None:
+        """Add ``command`` to the run's history (what was done to it after it was made)."""
+        _writable_dir(self.path)
         self.manifest["history"].append(
             {
                 "command": command,
@@ -280,6 +279,12 @@ class RunDir:
     @property
     def versions(self) -> dict[str, str]:
         return (self.manifest.get("created") or {}).get("versions", {})
+
+    @property
+    def version(self) -> str:
+        """The latent-atlas version that made the run."""
+        created = self.manifest.get("created") or {}
+        return str(created.get("latent_atlas_version") or "")
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -326,14 +331,23 @@ class RunDir:
         check_space_name(name)
         spaces = self.manifest["spaces"]
         if name not in spaces:
-            if folder is None:
-                folder = "." if not spaces else f"{SPACES_FOLDER}/{name}"
+            used = {entry.get("folder", ".") for entry in spaces.values()}
+            if folder is None or folder in used:
+                folder = "." if "." not in used else f"{SPACES_FOLDER}/{name}"
             spaces[name] = {"folder": folder, "source": source, "steps": {}, "order": len(spaces)}
             (self.path / folder).mkdir(parents=True, exist_ok=True)
         else:
             spaces[name]["source"] = source
         self.save()
         return SpaceDir(self, name)
+
+    def keep_spaces(self, names: list[str]) -> None:
+        """Forget the spaces a command no longer makes (an earlier run's layer, say); their
+        files are left where they are, and a space added later may reuse their folder."""
+        spaces = self.manifest["spaces"]
+        for name in [n for n in spaces if n not in names]:
+            del spaces[name]
+        self.save()
 
     def save(self) -> None:
         try:
@@ -354,5 +368,3 @@ def _writable_dir(path: Path) -> Path:
     for stale in path.glob(".*.tmp"):  # left by a run that was killed mid-write
         stale.unlink(missing_ok=True)
     return path
-
-

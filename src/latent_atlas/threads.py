@@ -10,7 +10,7 @@ when another process uses the cores. latent-atlas therefore
 Both can be overridden: the environment variable by the user, the thread count by
 ``--threads`` / ``configure_threads(n)``.
 
-Why passive (measured on the 2-core machine, seed CNN, bench/RESULTS.md): with both cores
+Why passive (measured on the 2-core machine, the article's CNN, bench/RESULTS.md): with both cores
 loaded by another process, passive waiting trains 1.6-2.5x and extracts 1.5-2x faster than
 OpenMP's default spinning (which drops to a few hundred images per second when a spinning
 thread holds a core the other needs); on an idle machine it costs 7-20%. Bounded spinning

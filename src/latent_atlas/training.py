@@ -24,6 +24,7 @@ import copy
 import logging
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from latent_atlas.datasets.base import Dataset  # noqa: E402
-from latent_atlas.errors import DatasetError  # noqa: E402
+from latent_atlas.errors import DatasetError, RenamedWarning  # noqa: E402
 from latent_atlas.models import to_tensor  # noqa: E402
 from latent_atlas.progress import progress_bar  # noqa: E402
 from latent_atlas.recipes import TrainingConfig  # noqa: E402
@@ -151,6 +152,8 @@ def train_model(
     Deterministic for a given ``seed`` on the same machine.
     """
     config = TrainingConfig() if config is None else config
+    if isinstance(config, TrainConfig):  # the earlier name carried the seed and threads
+        seed, threads = config.seed, config.threads
     if not isinstance(config, TrainingConfig):
         raise TypeError(
             f"config must be a latent_atlas.recipes.TrainingConfig, got {type(config).__name__}"
@@ -371,10 +374,28 @@ def _finish(
         )
 
 
-def __getattr__(attr: str) -> Any:
-    if attr == "TrainConfig":  # removed: say where its options went
-        raise AttributeError(
-            "latent_atlas.training.TrainConfig is gone: use latent_atlas.recipes.TrainingConfig, "
-            "and pass seed= and threads= to train_model"
+@dataclass(frozen=True)
+class TrainConfig(TrainingConfig):
+    """The earlier name, which also held ``seed`` and ``threads``; still taken, with a note.
+
+    ``train_model(model, ds, TrainConfig(epochs=5, seed=1))`` trains as
+    ``train_model(model, ds, TrainingConfig(epochs=5), seed=1)`` does.
+    """
+
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        warnings.warn(
+            "TrainConfig is now latent_atlas.recipes.TrainingConfig, with seed= and threads= "
+            "passed to train_model; the old name will go",
+            RenamedWarning,
+            stacklevel=3,
         )
-    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+        super().__post_init__()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d.pop("seed")
+        d.pop("threads")
+        return d

@@ -16,7 +16,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -108,6 +108,9 @@ class LoadedModel:
 
     ``input_shape`` is (height, width, channels) the model takes, None where any value goes
     (or where it cannot tell); ``layout`` the tensor layout it takes (``"nchw"``/``"nhwc"``).
+    ``fold``: run a copy with BatchNorm folded into the convolution before it and
+    channels-last tensors, where the backend can (``can_fold``: PyTorch modules; exporters to
+    ONNX fold already, TorchScript and Keras run as they are).
     """
 
     spec: str
@@ -115,6 +118,8 @@ class LoadedModel:
     input_shape: tuple[int | None, int | None, int | None] | None = None
     layout: str = "nchw"
     details: dict[str, Any] = field(default_factory=dict)
+    fold: bool = False
+    can_fold: ClassVar[bool] = False
 
     # -- what the backends implement ------------------------------------------------------
 
@@ -278,6 +283,7 @@ class PortableModel:
     spec: str = ""
     model_args: dict[str, Any] = field(default_factory=dict)
     input_shape: tuple[int | None, int | None, int | None] | None = None
+    fold: bool = False  # a torch module: run it with BatchNorm folded, as it ran here
 
     def load(self) -> LoadedModel:
         from latent_atlas.backends import load_model
@@ -286,10 +292,13 @@ class PortableModel:
             file = Path(tmp) / f"model{self.suffix or '.pt'}"
             file.write_bytes(self.data)
             if self.kind == "factory":
-                return load_model(
+                model = load_model(
                     self.spec,
                     checkpoint=file,
                     model_args=self.model_args,
                     input_shape=self.input_shape,
                 )
-            return load_model(str(file), input_shape=self.input_shape)
+            else:
+                model = load_model(str(file), input_shape=self.input_shape)
+        model.fold = self.fold and model.can_fold
+        return model

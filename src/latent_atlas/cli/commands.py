@@ -39,6 +39,13 @@ def add_run(sub: Any) -> None:
         "package.module:factory with --checkpoint (see docs/MODELS.md)",
     )
     options.add_model_source(p)
+    p.add_argument(
+        "--fold-batchnorm",
+        action="store_true",
+        help="run a PyTorch model you bring with BatchNorm folded into its convolutions and "
+        "channels-last tensors, as the network trained here runs: about 2x faster on the CPU, "
+        "activations within about 1e-5 of the model's own (default: as it is)",
+    )
     p.add_argument("--limit", type=int, help="use at most this many images of each split")
     options.add_training(p)
     p.add_argument(
@@ -78,6 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         model_args=args.model_args,
         preprocess=options.preprocess_from(args),
+        fold_batchnorm=args.fold_batchnorm,
         training=options.training_from(args),
         layer=args.layer,
         pool=args.pool,
