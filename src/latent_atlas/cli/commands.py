@@ -12,7 +12,7 @@ from latent_atlas.errors import LatentAtlasError
 
 
 def add_run(sub: Any) -> None:
-    from latent_atlas.config import POOLS
+    from latent_atlas.config import POOLS, SPLITS
     from latent_atlas.datasets import available_datasets
     from latent_atlas.recipes import ARTICLE_MODEL
 
@@ -64,7 +64,7 @@ def add_run(sub: Any) -> None:
     for flag, what in (("--fit-on", "the maps are fitted on"), ("--show", "the maps show")):
         p.add_argument(
             flag,
-            choices=("test", "train"),
+            choices=SPLITS,
             default="test",
             help=f"split {what} (default: test, as the article); when --show differs from "
             "--fit-on its points are placed into the fitted map with transform",

@@ -123,7 +123,7 @@ def _key(data: ViewerData, chosen: Selection, options: dict[str, Any]) -> str:
         "class_names": data.class_names,
         "scores": [data.scores, data.score_sources],
         "atlases": [
-            [a.name, a.file, a.details, _bytes_digest(a.png) if isinstance(a.png, bytes) else a.png]
+            [a.name, a.file, a.details, a.png]  # (bytes and files: by content)
             for a in data.atlases
         ],
         "info": [data.title, data.info, data.notes],
@@ -131,10 +131,6 @@ def _key(data: ViewerData, chosen: Selection, options: dict[str, Any]) -> str:
         "templates": [template(name) for name in TEMPLATE_FILES],
     }
     return fingerprint(content)
-
-
-def _bytes_digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 # -- building pages -----------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def read_space(space: SpaceDir) -> ViewerData:
             "n_features": space.summary.get("n_features"),
             "knn_accuracy": space.summary.get("knn_accuracy"),
             "test_accuracy": (run.training or {}).get("test_accuracy"),
-            "version": (run.manifest.get("created") or {}).get("latent_atlas_version"),
+            "version": run.version or None,
         },
         index=np.asarray(table["index"]).astype(np.int64) if "index" in table else None,
         title=_space_title(space),
