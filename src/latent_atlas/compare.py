@@ -111,7 +111,13 @@ def compare_run(
     Returns each space's metrics record by space name. The run's history records the
     command; its provenance stays as it was.
     """
-    run = RunDir.open(run_dir)
+    with RunDir.open(run_dir) as run:
+        return _compare_spaces(run, space, k, max_samples, seed)
+
+
+def _compare_spaces(
+    run: RunDir, space: str | None, k: int, max_samples: int | None, seed: int | None
+) -> dict[str, dict[str, Any]]:
     spaces = [run.space(space)] if space is not None else run.spaces()
     if not spaces:
         raise ConfigError(f"{run.path} holds no latent space to compare")

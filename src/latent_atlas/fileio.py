@@ -1,8 +1,10 @@
 """Writing artifacts so that a file is either complete or absent.
 
-Every writer here writes to a temporary file in the target's directory and renames it into
-place (``os.replace`` is atomic on POSIX), so a run killed half-way never leaves a truncated
-artifact behind.
+Every writer here writes to a temporary file in the target's directory, flushes it to disk,
+renames it into place (``os.replace`` is atomic on POSIX) and flushes the directory, so a run
+killed half-way, or a power loss, never leaves a truncated artifact behind. Temporary files are
+named ``.<target>.latent-atlas-<pid>-<random>.tmp``: :func:`stale_temporaries` finds those of
+processes that are gone, and nothing else.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +26,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    prefix = f".{target.name}.{TMP_TAG}-{os.getpid()}-"
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
@@ -32,9 +36,54 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)
+        fsync_dir(target.parent)  # the rename itself survives a power loss
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+TMP_TAG = "latent-atlas"
+_TMP_NAME = re.compile(rf"^\..+\.{TMP_TAG}-(\d+)-[^/]*\.tmp$")
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Flush a directory's entries (a rename into it) to disk, where the system allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """This project's temporary files in ``folder`` whose writing process is gone.
+
+    Files of a process that still runs (a second run writing here), and files latent-atlas did
+    not make, are never listed.
+    """
+    stale = []
+    for path in Path(folder).glob(f".*.{TMP_TAG}-*.tmp"):
+        found = _TMP_NAME.match(path.name)
+        if found and not _alive(int(found.group(1))):
+            stale.append(path)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _umask() -> int:

@@ -320,11 +320,11 @@ def atlas_for_run(
     the command, its provenance stays as it was.
     """
     config = config or AtlasConfig()
-    run = RunDir.open(run_dir)
-    found = run.space(space)
-    embedding = found.embedding(map_name)  # (a name the run lacks fails before any record)
-    run.record("atlas")
-    return write_atlas(found, found.load_latent(), map_name, embedding, config)
+    with RunDir.open(run_dir) as run:
+        found = run.space(space)
+        embedding = found.embedding(map_name)  # (a name the run lacks fails before any record)
+        run.record("atlas")
+        return write_atlas(found, found.load_latent(), map_name, embedding, config)
 
 
 def _is_plain(value: Any) -> bool:

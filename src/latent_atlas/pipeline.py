@@ -177,14 +177,16 @@ def run_pipeline(
 
     config = config or RunConfig()
     started = time.perf_counter()
-    run = RunDir.create(
-        out if out is not None else default_run_dir(config),
-        command="run",
-        config=config.to_dict(),
-        seed=config.seed,
-    )
-    run.keep_spaces([space_name(config.layer)])
-    with dask_session(dask) as client:
+    with (
+        RunDir.create(
+            out if out is not None else default_run_dir(config),
+            command="run",
+            config=config.to_dict(),
+            seed=config.seed,
+        ) as run,
+        dask_session(dask) as client,
+    ):
+        run.keep_spaces([space_name(config.layer)])
         space, latent = latent_space_of(run, config, progress=progress, client=client)
         return _map_spaces(run, [(space, latent)], config.maps, started, client)
 
@@ -278,17 +280,15 @@ def project_features(
         )
         for name, x in named.items()
     }
-    run = RunDir.create(out, command="project", config={"maps": maps.to_dict()}, seed=maps.seed)
-    run.set(
-        dataset={"name": "features", "class_names": list(class_names), "n_test": len(labels_arr)}
-    )
-    run.keep_spaces(list(latents))
-    spaces = [
-        _project_space(run, name, latent, alone=len(latents) == 1)
-        for name, latent in latents.items()
-    ]
-    with dask_session(dask) as client:
-        return _map_spaces(run, spaces, maps, started, client)
+    config = {"maps": maps.to_dict()}
+    with RunDir.create(out, command="project", config=config, seed=maps.seed) as run:
+        dataset = {"name": "features", "class_names": list(class_names), "n_test": len(labels_arr)}
+        run.set(dataset=dataset)
+        run.keep_spaces(list(latents))
+        alone = len(latents) == 1
+        spaces = [_project_space(run, name, x, alone=alone) for name, x in latents.items()]
+        with dask_session(dask) as client:
+            return _map_spaces(run, spaces, maps, started, client)
 
 
 def _project_space(

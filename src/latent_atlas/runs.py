@@ -29,7 +29,7 @@ import numpy as np
 
 from latent_atlas._version import __version__
 from latent_atlas.errors import ConfigError, LatentAtlasError, describe_os_error
-from latent_atlas.fileio import as_json, load_npy, save_json
+from latent_atlas.fileio import as_json, load_npy, save_json, stale_temporaries
 from latent_atlas.keys import array_digest, file_digest, fingerprint
 from latent_atlas.latent import LatentSpace
 from latent_atlas.manifest import (
@@ -199,6 +199,33 @@ class RunDir:
         manifest.setdefault("spaces", {})
         manifest.setdefault("history", [])
         self.steps = Steps(manifest["steps"], path, self.save)
+        self._made_here = False  # the directory did not exist before this object
+        self._locked = False
+
+    def close(self) -> None:
+        """Let other processes write this run directory again."""
+        if self._locked:
+            _unlock(self.path)
+            self._locked = False
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if error is not None and self._made_here and not self._anything_finished():
+            self._remove()  # a run that could not start leaves nothing behind
+        self.close()
+
+    def _anything_finished(self) -> bool:
+        return bool(self.manifest["steps"]) or any(
+            entry.get("steps") for entry in self.manifest["spaces"].values()
+        )
+
+    def _remove(self) -> None:
+        import shutil
+
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r}, spaces={self.space_names})"
@@ -210,12 +237,16 @@ class RunDir:
         An existing directory made with the same configuration keeps its finished steps; one
         made with another configuration keeps the steps whose keys still match.
         """
-        path = _writable_dir(Path(path))
+        path = Path(path)
+        new = not path.exists()
+        _writable_dir(path)
+        _lock(path)
         manifest = read_manifest(path, missing_ok=True)
         config = as_json(config)  # as the manifest will hold it (tuples are lists there)
         if manifest.get("config") != config or manifest.get("command") != command:
             manifest.update(command=command, config=config, seed=seed, created=provenance())
         run = cls(path, manifest)
+        run._made_here, run._locked = new, True
         run.record(command)
         return run
 
@@ -235,8 +266,12 @@ class RunDir:
         return run
 
     def record(self, command: str) -> None:
-        """Add ``command`` to the run's history (what was done to it after it was made)."""
+        """Add ``command`` to the run's history (what was done to it after it was made); the
+        directory is held for this process until :meth:`close`."""
         _writable_dir(self.path)
+        if not self._locked:
+            _lock(self.path)
+            self._locked = True
         self.manifest["history"].append(
             {
                 "command": command,
@@ -365,6 +400,50 @@ def _writable_dir(path: Path) -> Path:
         raise LatentAtlasError(
             f"the run directory {path} is not writable; choose another --out directory"
         )
-    for stale in path.glob(".*.tmp"):  # left by a run that was killed mid-write
-        stale.unlink(missing_ok=True)
     return path
+
+
+LOCK_FILE = ".latent-atlas.lock"
+_HELD: dict[Path, tuple[Any, int]] = {}  # run directories this process writes: (file, users)
+
+
+def _lock(path: Path) -> None:
+    """Hold the run directory for this process, or refuse: two processes writing one run
+    directory would race. Then sweep the temporary files of killed runs."""
+    import fcntl
+
+    key = path.resolve()
+    if key in _HELD:
+        handle, users = _HELD[key]
+        _HELD[key] = (handle, users + 1)
+        return
+    handle = (path / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise LatentAtlasError(
+            f"{path} is in use by another latent-atlas process ({holder}); wait for it to "
+            "finish, or choose another --out directory"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    _HELD[key] = (handle, 1)
+    for stale in stale_temporaries(path):  # left by a run that was killed mid-write
+        stale.unlink(missing_ok=True)
+
+
+def _unlock(path: Path) -> None:
+    key = path.resolve()
+    if key not in _HELD:
+        return
+    handle, users = _HELD[key]
+    if users > 1:
+        _HELD[key] = (handle, users - 1)
+        return
+    del _HELD[key]
+    handle.close()  # (closing the file releases the lock)
