@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from latent_atlas.errors import LatentAtlasError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -211,3 +213,50 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+LOCK_FILE = ".latent-atlas.lock"
+_HELD: dict[Path, tuple[Any, int]] = {}  # run directories this process writes: (file, users)
+
+
+def hold_directory(path: Path) -> None:
+    """Hold a run directory for this process (``flock`` on its lock file), or refuse with one
+    clear error: two processes writing one directory would race. Re-entrant within a process.
+    Then sweep the temporary files of killed runs (:func:`stale_temporaries`)."""
+    import fcntl
+
+    key = path.resolve()
+    if key in _HELD:
+        handle, users = _HELD[key]
+        _HELD[key] = (handle, users + 1)
+        return
+    handle = (path / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise LatentAtlasError(
+            f"{path} is in use by another latent-atlas process ({holder}); wait for it to "
+            "finish, or choose another --out directory"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    _HELD[key] = (handle, 1)
+    for stale in stale_temporaries(path):  # left by a run that was killed mid-write
+        stale.unlink(missing_ok=True)
+
+
+def release_directory(path: Path) -> None:
+    key = path.resolve()
+    if key not in _HELD:
+        return
+    handle, users = _HELD[key]
+    if users > 1:
+        _HELD[key] = (handle, users - 1)
+        return
+    del _HELD[key]
+    handle.close()  # (closing the file releases the lock)

@@ -29,7 +29,14 @@ import numpy as np
 
 from latent_atlas._version import __version__
 from latent_atlas.errors import ConfigError, LatentAtlasError, describe_os_error
-from latent_atlas.fileio import as_json, load_npy, save_json, stale_temporaries
+from latent_atlas.fileio import (
+    LOCK_FILE,
+    as_json,
+    hold_directory,
+    load_npy,
+    release_directory,
+    save_json,
+)
 from latent_atlas.keys import array_digest, file_digest, fingerprint
 from latent_atlas.latent import LatentSpace
 from latent_atlas.manifest import (
@@ -46,6 +53,7 @@ SPACES_FOLDER = "spaces"
 
 __all__ = [
     "FORMAT",
+    "LOCK_FILE",
     "MANIFEST",
     "SPACES_FOLDER",
     "RunDir",
@@ -205,7 +213,7 @@ class RunDir:
     def close(self) -> None:
         """Let other processes write this run directory again."""
         if self._locked:
-            _unlock(self.path)
+            release_directory(self.path)
             self._locked = False
 
     def __enter__(self) -> RunDir:
@@ -240,7 +248,7 @@ class RunDir:
         path = Path(path)
         new = not path.exists()
         _writable_dir(path)
-        _lock(path)
+        hold_directory(path)
         manifest = read_manifest(path, missing_ok=True)
         config = as_json(config)  # as the manifest will hold it (tuples are lists there)
         if manifest.get("config") != config or manifest.get("command") != command:
@@ -270,7 +278,7 @@ class RunDir:
         directory is held for this process until :meth:`close`."""
         _writable_dir(self.path)
         if not self._locked:
-            _lock(self.path)
+            hold_directory(self.path)
             self._locked = True
         self.manifest["history"].append(
             {
@@ -402,48 +410,3 @@ def _writable_dir(path: Path) -> Path:
         )
     return path
 
-
-LOCK_FILE = ".latent-atlas.lock"
-_HELD: dict[Path, tuple[Any, int]] = {}  # run directories this process writes: (file, users)
-
-
-def _lock(path: Path) -> None:
-    """Hold the run directory for this process, or refuse: two processes writing one run
-    directory would race. Then sweep the temporary files of killed runs."""
-    import fcntl
-
-    key = path.resolve()
-    if key in _HELD:
-        handle, users = _HELD[key]
-        _HELD[key] = (handle, users + 1)
-        return
-    handle = (path / LOCK_FILE).open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise LatentAtlasError(
-            f"{path} is in use by another latent-atlas process ({holder}); wait for it to "
-            "finish, or choose another --out directory"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()}\n")
-    handle.flush()
-    _HELD[key] = (handle, 1)
-    for stale in stale_temporaries(path):  # left by a run that was killed mid-write
-        stale.unlink(missing_ok=True)
-
-
-def _unlock(path: Path) -> None:
-    key = path.resolve()
-    if key not in _HELD:
-        return
-    handle, users = _HELD[key]
-    if users > 1:
-        _HELD[key] = (handle, users - 1)
-        return
-    del _HELD[key]
-    handle.close()  # (closing the file releases the lock)
