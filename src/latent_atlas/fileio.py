@@ -173,12 +173,44 @@ def save_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray]) -> 
     return Path(path)
 
 
-def load_table(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Read a Parquet table written by :func:`save_table` into a dict of numpy arrays."""
+def load_table(
+    path: str | os.PathLike[str], columns: list[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Read a Parquet table written by :func:`save_table` into a dict of numpy arrays.
+
+    With ``columns``, only those are read, and one missing is named in one line
+    (:class:`~latent_atlas.errors.LatentAtlasError`), as is a file that is not Parquet.
+    """
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    return {name: table.column(name).to_numpy() for name in table.column_names}
+    from latent_atlas.errors import LatentAtlasError
+
+    def first_line(exc: BaseException) -> str:
+        lines = str(exc).strip().splitlines()
+        return lines[0] if lines else type(exc).__name__
+
+    try:
+        names = pq.read_schema(path).names
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # pyarrow raises several kinds for damaged files
+        raise LatentAtlasError(
+            f"{path}: not a readable Parquet table ({first_line(exc)})"
+        ) from None
+    missing = [c for c in columns or [] if c not in names]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise LatentAtlasError(
+            f"{path} has no column{plural} {', '.join(repr(c) for c in missing)} "
+            f"(it has: {', '.join(names) or 'none'})"
+        )
+    try:
+        table = pq.read_table(path, columns=columns)
+        return {name: table.column(name).to_numpy() for name in table.column_names}
+    except Exception as exc:
+        raise LatentAtlasError(
+            f"{path}: not a readable Parquet table ({first_line(exc)})"
+        ) from None
 
 
 def save_figure(path: str | os.PathLike[str], figure: Any, **kwargs: Any) -> Path:

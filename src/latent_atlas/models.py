@@ -207,7 +207,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise LatentAtlasError(f"{path}: not a loadable latent-atlas checkpoint ({exc})") from None
     if not is_checkpoint(payload):
         raise LatentAtlasError(f"{path}: not a latent-atlas checkpoint")
-    return model_from_checkpoint(payload)
+    return model_from_checkpoint(payload, where=str(path))
 
 
 def is_checkpoint(payload: object) -> bool:
@@ -215,19 +215,184 @@ def is_checkpoint(payload: object) -> bool:
     return isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT
 
 
-def model_from_checkpoint(payload: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+#: the largest image side (pixels) and channel count a checkpoint may ask its model to take
+MAX_CHECKPOINT_SIDE = 16_384
+#: the most parameters a checkpoint may ask for (4 GB of float32 weights)
+MAX_CHECKPOINT_PARAMETERS = 1_000_000_000
+
+
+def model_from_checkpoint(
+    payload: dict[str, Any], *, where: str = "checkpoint"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model of a checkpoint already read with ``weights_only=True``.
 
     A checkpoint saved under an earlier registry name (``seed-cnn``, older runs' ``model.pt``)
-    rebuilds the model under its new name, without a warning.
+    rebuilds the model under its new name, without a warning. Every field is checked before
+    anything is built: its types, the input shape (at most :data:`MAX_CHECKPOINT_SIDE` a side),
+    the size of the model it asks for (at most :data:`MAX_CHECKPOINT_PARAMETERS`, counted on
+    torch's ``meta`` device, which allocates nothing) and that the weights fit it, so a damaged
+    or crafted file is one clear :class:`LatentAtlasError` (``where`` names the file).
     """
-    cfg = payload["config"]
-    model = _build(
-        resolve_model_name(payload["model"], warn=False),
-        tuple(cfg["input_shape"]),
-        cfg["num_classes"],
-        dense_units=cfg.get("dense_units", 128),
-    )
-    model.load_state_dict(payload["state_dict"])
+    name, shape, num_classes, kwargs = _checkpoint_config(payload, where)
+    extra = _checkpoint_extra(payload, where)
+    state = _checkpoint_state(payload, where)
+    _check_fit(state, name, shape, num_classes, kwargs, where)
+    model = _build(name, shape, num_classes, **kwargs)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # e.g. dtypes that do not convert
+        raise LatentAtlasError(f"{where}: its weights do not load ({_line(exc)})") from None
     model.eval()
-    return model, payload.get("extra", {})
+    return model, extra
+
+
+def _checkpoint_extra(payload: dict[str, Any], where: str) -> dict[str, Any]:
+    extra = payload.get("extra", {})
+    if not isinstance(extra, dict):
+        raise LatentAtlasError(f"{where}: 'extra' must be a mapping, got {type(extra).__name__}")
+    names = extra.get("class_names")
+    if names is not None and (
+        not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names)
+    ):
+        raise LatentAtlasError(f"{where}: 'class_names' must be a list of names, got {names!r:.60}")
+    return extra
+
+
+def _checkpoint_state(payload: dict[str, Any], where: str) -> dict[str, torch.Tensor]:
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not state:
+        raise LatentAtlasError(
+            f"{where}: has no 'state_dict' (the model's weights)"
+            if state is None
+            else f"{where}: 'state_dict' must map names to tensors, got {type(state).__name__}"
+        )
+    odd = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if odd:
+        raise LatentAtlasError(
+            f"{where}: 'state_dict' holds entries that are not tensors: {_few(odd)}"
+        )
+    return state
+
+
+def _check_fit(
+    state: dict[str, torch.Tensor],
+    name: str,
+    shape: tuple[int, int, int],
+    num_classes: int,
+    kwargs: dict[str, Any],
+    where: str,
+) -> None:
+    """Build the model on torch's ``meta`` device (nothing allocated): refuse one too large,
+    and weights that do not fit it."""
+    described = f"{name} for {'×'.join(map(str, shape))} images and {num_classes} classes"
+    try:
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            skeleton = _build(name, shape, num_classes, **kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise LatentAtlasError(f"{where}: cannot build {described} ({_line(exc)})") from None
+    size = sum(p.numel() for p in skeleton.parameters())
+    if size > MAX_CHECKPOINT_PARAMETERS:
+        raise LatentAtlasError(
+            f"{where}: its config asks for {described}: {size:,} parameters "
+            f"({size * 4 / 2**30:,.0f} GiB); latent-atlas builds at most "
+            f"{MAX_CHECKPOINT_PARAMETERS:,}, so the file is damaged or not what it claims"
+        )
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (expected {expected[k]})"
+        for k in expected
+        if k in state and tuple(state[k].shape) != expected[k]
+    ]
+    if missing or unexpected or wrong:
+        parts = [f"missing {_few(missing)}"] if missing else []
+        parts += [f"unexpected {_few(unexpected)}"] if unexpected else []
+        parts += [f"of other shapes: {_few(wrong)}"] if wrong else []
+        raise LatentAtlasError(f"{where}: its weights do not fit {described}: {'; '.join(parts)}")
+
+
+def _checkpoint_config(
+    payload: dict[str, Any], where: str
+) -> tuple[str, tuple[int, int, int], int, dict[str, Any]]:
+    """The registry name, input shape, class count and options of a checkpoint, checked."""
+    version = payload.get("version", 1)
+    if not _whole(version) or version < 1:
+        raise LatentAtlasError(
+            f"{where}: format version must be a whole number, got {version!r:.40}"
+        )
+    if version > 1:
+        raise LatentAtlasError(
+            f"{where}: checkpoint format version {version} is newer than this latent-atlas "
+            "reads (1); upgrade latent-atlas"
+        )
+    name = _checkpoint_name(payload, where)
+    cfg = payload.get("config")
+    if cfg is None:
+        raise LatentAtlasError(
+            f"{where}: has the latent-atlas checkpoint marker but no 'config' (the input shape "
+            "and classes its model was built for); the file is damaged or was not written by "
+            "latent-atlas"
+        )
+    if not isinstance(cfg, dict):
+        raise LatentAtlasError(f"{where}: 'config' must be a mapping, got {type(cfg).__name__}")
+    for key in ("input_shape", "num_classes"):
+        if key not in cfg:
+            raise LatentAtlasError(f"{where}: its config has no {key!r}")
+    shape = cfg["input_shape"]
+    if not isinstance(shape, list | tuple) or len(shape) != 3 or not all(map(_whole, shape)):
+        raise LatentAtlasError(
+            f"{where}: input_shape must be three whole numbers H, W, C, got {shape!r:.60}"
+        )
+    if not all(1 <= v <= MAX_CHECKPOINT_SIDE for v in shape):
+        raise LatentAtlasError(
+            f"{where}: input_shape {list(shape)} is out of range: height, width and channels "
+            f"must each lie in 1..{MAX_CHECKPOINT_SIDE:,}"
+        )
+    num_classes = cfg["num_classes"]
+    if not _whole(num_classes) or num_classes < 1:
+        raise LatentAtlasError(
+            f"{where}: num_classes must be a whole number of at least 1, got {num_classes!r:.40}"
+        )
+    kwargs: dict[str, Any] = {}
+    if "dense_units" in cfg:
+        units = cfg["dense_units"]
+        if not _whole(units) or units < 1:
+            raise LatentAtlasError(
+                f"{where}: dense_units must be a whole number of at least 1, got {units!r:.40}"
+            )
+        kwargs["dense_units"] = int(units)
+    return name, (int(shape[0]), int(shape[1]), int(shape[2])), int(num_classes), kwargs
+
+
+def _checkpoint_name(payload: dict[str, Any], where: str) -> str:
+    name = payload.get("model")
+    if not isinstance(name, str):
+        raise LatentAtlasError(
+            f"{where}: has no 'model' (the registry name of its network)"
+            if name is None
+            else f"{where}: 'model' must be a registry name such as 'article-cnn', got {name!r:.40}"
+        )
+    name = resolve_model_name(name, warn=False)
+    if name not in MODELS:
+        raise LatentAtlasError(
+            f"{where}: saved for model {name!r:.40}, which this latent-atlas does not have "
+            f"({', '.join(MODELS)})"
+        )
+    return name
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _few(items: list[str], limit: int = 4) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(str(i) for i in items[:limit]) + more
+
+
+def _line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -172,7 +172,7 @@ def load_checkpoint_model(path: str | Path) -> TorchModuleModel:
         raise LatentAtlasError(
             f"{path}: neither a TorchScript archive nor a latent-atlas checkpoint"
         )
-    model, extra = model_from_checkpoint(payload)
+    model, extra = model_from_checkpoint(payload, where=str(path))
     config = getattr(model, "config", {})
     shape = config.get("input_shape")
     name = payload.get("model")

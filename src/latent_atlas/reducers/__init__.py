@@ -83,7 +83,8 @@ def get_reducer(method: str | Reducer, **params: Any) -> Reducer:
 
 
 def reducer_class(method: str, params: dict[str, Any] | None = None) -> type[Reducer]:
-    """The registered class of ``method``, after checking that it takes ``params`` (by name)."""
+    """The registered class of ``method``, after checking that it takes ``params``: by name,
+    and by type and range (``pca.n_components=abc`` fails here, before any work is done)."""
     try:
         cls = REDUCERS[method]
     except (KeyError, TypeError):
@@ -94,6 +95,7 @@ def reducer_class(method: str, params: dict[str, Any] | None = None) -> type[Red
         raise ConfigError(
             f"{method}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(valid)}"
         )
+    cls._check_param_values(params or {})
     return cls
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
 from latent_atlas.errors import ConfigError
-from latent_atlas.reducers.base import Reducer
+from latent_atlas.reducers.base import Check, Reducer, flag
 
 
 class PCAReducer(Reducer):
@@ -15,6 +16,7 @@ class PCAReducer(Reducer):
 
     supports_transform = True
     min_samples = 2
+    param_checks: ClassVar[Mapping[str, Check]] = {**Reducer.param_checks, "whiten": flag()}
 
     def __init__(self, n_components: int = 2, whiten: bool = False, random_state: Any = None):
         self.n_components = n_components

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from latent_atlas.errors import ConfigError, LatentAtlasError, require
-from latent_atlas.reducers.base import Reducer
+from latent_atlas.reducers.base import Check, Reducer, real, whole
 
 
 class PaCMAPReducer(Reducer):
     """PaCMAP (pacmap): local and global structure, with ``transform`` for new points."""
 
     supports_transform = True
+    param_checks: ClassVar[Mapping[str, Check]] = {
+        **Reducer.param_checks,
+        "n_neighbors": whole(1),
+        "MN_ratio": real(0),
+        "FP_ratio": real(positive=True),
+        "num_iters": lambda value: _iterations(value),
+    }
 
     def __init__(
         self,
@@ -71,11 +79,22 @@ class PaCMAPReducer(Reducer):
             )
 
 
+def _iterations(value: Any) -> str | None:
+    """PaCMAP's ``num_iters``: one whole number, or three (its three phases)."""
+    parts = list(value) if isinstance(value, tuple | list) else None
+    if parts is None and whole(1)(value) is None:
+        return None  # pacmap runs it as (100, 100, num_iters)
+    if parts is not None and len(parts) == 3 and all(whole(0)(p) is None for p in parts):
+        return None
+    return "must be a whole number or three of them, e.g. [100, 100, 250]"
+
+
 class IsomapReducer(Reducer):
     """scikit-learn's Isomap (geodesic distances on a k-NN graph); for small data only."""
 
     supports_transform = True
     MAX_SAMPLES: ClassVar[int] = 20_000  # it holds an N×N geodesic distance matrix
+    param_checks: ClassVar[Mapping[str, Check]] = {**Reducer.param_checks, "n_neighbors": whole(1)}
 
     def __init__(
         self,

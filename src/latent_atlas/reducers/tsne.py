@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from latent_atlas.errors import ConfigError, require
-from latent_atlas.reducers.base import AdaptedParameterWarning, Reducer
+from latent_atlas.reducers.base import (
+    AdaptedParameterWarning,
+    Check,
+    Reducer,
+    jobs,
+    metric_name,
+    real,
+    whole,
+    word,
+)
+
+# openTSNE's names (and ours: "auto"); a KNNIndex instance or an initial layout array also work
+_NEIGHBORS = ("auto", "exact", "approx", "annoy", "pynndescent", "hnsw")
+_GRADIENT = ("auto", "fft", "FFT", "interpolation", "bh", "BH", "barnes-hut")
 
 
 class TSNEReducer(Reducer):
@@ -30,6 +44,20 @@ class TSNEReducer(Reducer):
 
     supports_transform = True
     EXACT_NEIGHBORS_MAX: ClassVar[int] = 20_000
+    param_checks: ClassVar[Mapping[str, Check]] = {
+        **Reducer.param_checks,
+        "perplexity": real(positive=True),
+        "learning_rate": real(positive=True, words=("auto",)),
+        "n_iter": whole(0),
+        "early_exaggeration_iter": whole(0),
+        "tol": real(0),
+        "initialization": word("pca", "spectral", "random", objects="an N×2 array"),
+        "metric": metric_name(),
+        "neighbors": word(*_NEIGHBORS, objects="a KNNIndex"),
+        "negative_gradient_method": word(*_GRADIENT),
+        "dof": real(positive=True),
+        "n_jobs": jobs(),
+    }
 
     def __init__(
         self,
@@ -64,13 +92,9 @@ class TSNEReducer(Reducer):
         self.random_state = random_state
 
     def _check_params(self, X: np.ndarray) -> None:
-        super()._check_params(X)
-        if self.perplexity <= 0:
-            raise ConfigError(f"t-SNE: perplexity must be positive, got {self.perplexity}")
-        if self.n_components > 2 and self.negative_gradient_method != "bh":
+        super()._check_params(X)  # types and ranges: param_checks
+        if self.n_components > 2 and self.negative_gradient_method not in _GRADIENT[4:]:
             raise ConfigError("t-SNE: more than 2 components need negative_gradient_method='bh'")
-        if self.tol < 0:
-            raise ConfigError(f"t-SNE: tol must be 0 or more, got {self.tol}")
 
     def _fit(self, X: np.ndarray) -> np.ndarray:
         open_tsne = require("openTSNE", "openTSNE", "tsne", "t-SNE")
@@ -152,6 +176,16 @@ class _KLPlateau:
 
 class SklearnTSNEReducer(Reducer):
     """scikit-learn's Barnes-Hut t-SNE: the article's own call (slower; for comparison)."""
+
+    param_checks: ClassVar[Mapping[str, Check]] = {
+        **Reducer.param_checks,
+        "perplexity": real(positive=True),
+        "learning_rate": real(positive=True, words=("auto",)),
+        "max_iter": whole(250),  # scikit-learn's own lower bound
+        "init": word("pca", "random", objects="an N×2 array"),
+        "metric": metric_name(),
+        "n_jobs": jobs(none=True),
+    }
 
     def __init__(
         self,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
-from latent_atlas.errors import ConfigError, require
-from latent_atlas.reducers.base import Reducer
+from latent_atlas.errors import require
+from latent_atlas.reducers.base import Check, Reducer, metric_name, real, whole, word
 
 
 class UMAPReducer(Reducer):
@@ -24,6 +25,15 @@ class UMAPReducer(Reducer):
 
     supports_transform = True
     EXACT_KNN_MAX: ClassVar[int] = 20_000
+    param_checks: ClassVar[Mapping[str, Check]] = {
+        **Reducer.param_checks,
+        "n_neighbors": whole(2),
+        "min_dist": real(0),
+        "metric": metric_name(),
+        "n_epochs": whole(0, none=True),
+        "init": word("spectral", "random", "pca", "tswspectral", objects="an N×2 array"),
+        "knn": word("auto", "exact", "approximate"),
+    }
 
     def __init__(
         self,
@@ -46,15 +56,6 @@ class UMAPReducer(Reducer):
         self.knn = knn
         self.pca_dims = pca_dims
         self.random_state = random_state
-
-    def _check_params(self, X: np.ndarray) -> None:
-        super()._check_params(X)
-        if self.n_neighbors < 2:
-            raise ConfigError(f"UMAP: n_neighbors must be at least 2, got {self.n_neighbors}")
-        if self.knn not in ("auto", "exact", "approximate"):
-            raise ConfigError(
-                f"UMAP: knn must be 'auto', 'exact' or 'approximate', got {self.knn!r}"
-            )
 
     def _fit(self, X: np.ndarray) -> np.ndarray:
         umap = require("umap", "umap-learn", "umap", "UMAP")

@@ -68,6 +68,8 @@ def _projections(space: SpaceDir) -> dict[str, np.ndarray]:
         )
     try:
         table = load_table(path)
+    except LatentAtlasError:
+        raise  # (load_table names the file and what is wrong with it)
     except Exception as exc:  # pyarrow raises several kinds for damaged files
         raise LatentAtlasError(f"{path} is not a readable Parquet table ({exc})") from None
     if "label" not in table:
