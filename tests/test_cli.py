@@ -412,6 +412,7 @@ def test_project_several_feature_files_make_one_space_each(tmp_path, capsys):
     assert "no space 'right'; it has: pixels, left" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_old_spellings_still_work_with_a_note(tmp_path, capsys):
     argv = ["-q", "run", "--model", "seed-cnn", "--limit", "100", "--epochs", "1"]
     argv += ["--methods", "pca", "--out", str(tmp_path / "o"), "--grid", "4"]

@@ -95,6 +95,7 @@ def test_grey_folders_stay_grey_and_unreadable_files_are_named(tmp_path):
         load_dataset("folder", root, progress=False, lazy=True)
 
 
+@pytest.mark.slow
 def test_run_on_a_lazy_folder_gives_the_eager_run_results(tmp_path, monkeypatch):
     import torch
 

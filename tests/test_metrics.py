@@ -47,6 +47,7 @@ def test_perfect_and_hand_computed_cases():
     assert sk_trustworthiness(X, E, n_neighbors=1) == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_knn_accuracy_is_leave_one_out(data):
     X, _, y = data
     ref = cross_val_score(KNeighborsClassifier(5), X, y, cv=LeaveOneOut()).mean()

@@ -307,6 +307,7 @@ def test_onnx_with_channels_last_input(onnx_file, tmp_path, article_model, image
     _same("onnx-nhwc", model.extract(images, "net.dense", batch_size=4, progress=False), native)
 
 
+@pytest.mark.slow
 def test_onnx_runs_without_torch(onnx_file, tmp_path):
     np.save(tmp_path / "x.npy", make_images(3, size=SIZE)[0])
     code = (

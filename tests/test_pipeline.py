@@ -60,6 +60,7 @@ def test_project_with_estimator_instances(digits, tmp_path):
     assert space.file("embedding_whitened.npy").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_project_several_spaces_of_the_same_images(digits, tmp_path):
     x, y = digits
     summary = project_features(
@@ -96,6 +97,7 @@ def test_run_pipeline_from_python_with_a_users_reducer(tmp_path):
     assert np.load(run.space().file("activations.npy")).shape == (200, 128)
 
 
+@pytest.mark.slow
 def test_other_features_into_the_same_directory_are_never_mixed_up(digits, tmp_path):
     x, y = digits
     maps = MapConfig(methods=("pca",))
@@ -108,6 +110,7 @@ def test_other_features_into_the_same_directory_are_never_mixed_up(digits, tmp_p
     assert np.load(run.space("a").file("embedding_pca.npy")).shape == (300, 2)
 
 
+@pytest.mark.slow
 def test_a_users_estimator_is_refitted_when_its_parameters_change(digits, tmp_path):
     x, y = digits
     plain = MapConfig(methods=(("p", PCA()),))

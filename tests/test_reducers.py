@@ -93,6 +93,7 @@ def test_transform_places_new_points(digits):
     assert not hasattr(get_reducer("tsne-sklearn"), "transform")
 
 
+@pytest.mark.slow
 def test_parameters_adapt_to_few_samples_and_say_so(digits):
     x, _ = digits
     with pytest.warns(AdaptedParameterWarning, match="perplexity=50"):
@@ -113,6 +114,7 @@ def test_bad_input_is_refused(digits):
         get_reducer("tsne", perplexity=0).fit(x[:50])
 
 
+@pytest.mark.slow
 def test_pca_pre_reduction(digits):
     x, y = digits
     est = get_reducer("tsne", pca_dims=20, random_state=0).fit(x)
@@ -125,6 +127,7 @@ def test_pca_pre_reduction(digits):
         get_reducer("umap", pca_dims=1).fit(x)
 
 
+@pytest.mark.slow
 def test_umap_exact_neighbours_keep_transform():
     from sklearn.datasets import load_digits
 

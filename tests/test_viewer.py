@@ -442,6 +442,7 @@ def test_lasso_selection_takes_the_points_inside(view):
     assert got == expected
 
 
+@pytest.mark.slow
 def test_click_shows_neighbours_in_the_latent_space(view, run):
     from sklearn.neighbors import NearestNeighbors
 
