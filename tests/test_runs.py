@@ -176,3 +176,17 @@ def test_the_same_config_again_keeps_its_provenance(tmp_path: Path):
     created = dict(first.manifest["created"])
     again = RunDir.create(tmp_path / "r", command="run", config=config, seed=0)
     assert again.manifest["created"] == created and len(again.history) == 2
+
+
+def test_a_fingerprint_is_a_key_hashed_once(tmp_path: Path, monkeypatch):
+    import latent_atlas.keys as keys
+
+    big = np.arange(10_000, dtype=np.float32)
+    key = fingerprint({"x": big})
+    assert fingerprint(key) is key  # not hashed again
+    calls = []
+    monkeypatch.setattr(keys, "array_digest", lambda a: calls.append(1) or "d")
+    run = RunDir.create(tmp_path / "r", command="project", config={}, seed=0)
+    run.steps.finish("features", key, [], 0.0)
+    assert run.steps.is_done("features", key) and calls == []  # no array read again
+    assert run.steps.key("features") == key

@@ -20,7 +20,7 @@ import numpy as np
 
 from latent_atlas.config import RunConfig
 from latent_atlas.errors import ConfigError
-from latent_atlas.keys import changed
+from latent_atlas.keys import changed, fingerprint
 from latent_atlas.latent import LatentSpace
 from latent_atlas.preprocess import Preprocess
 from latent_atlas.recipes import TrainingConfig
@@ -124,7 +124,6 @@ def _train_here(run: RunDir, config: RunConfig, dataset: Any, progress: bool) ->
             test_accuracy=result.test_accuracy,
             test_loss=result.test_loss,
         )
-    run.set(model=None)  # left by an earlier run into this directory
     model = TorchModuleModel(
         spec=config.model,
         input_shape=tuple(dataset.image_shape),
@@ -137,7 +136,7 @@ def _train_here(run: RunDir, config: RunConfig, dataset: Any, progress: bool) ->
         fold=True,  # BatchNorm folded, channels-last: about twice as fast
     )
     pre = Preprocess().resolve(dataset.image_shape)  # pixels scaled to [0, 1]
-    run.set(preprocess=pre.to_dict())
+    run.set(preprocess=pre.to_dict(), model=None)  # (model: left by an earlier run)
     return PreparedModel(model, pre, None)
 
 
@@ -220,7 +219,7 @@ def latent_space_of(
             "split": config.maps.show,
         },
     )
-    key = features_key(config)
+    key = fingerprint(features_key(config))  # (a model file is hashed once, not twice)
     if space.steps.is_done("features", key):
         return space, space.load_latent()
     dataset = load_data(run, config, progress=progress)

@@ -17,14 +17,22 @@ import numpy as np
 _BLOCK = 64 * 2**20  # bytes hashed at a time: arrays and files are never read whole
 
 
-def fingerprint(obj: Any) -> str:
+class Fingerprint(str):
+    """A hash :func:`fingerprint` made: passed where a key goes, it is not hashed again."""
+
+
+def fingerprint(obj: Any) -> Fingerprint:
     """A short stable hash of ``obj``: JSON-like values, with arrays and files by content.
 
     NumPy arrays (also memory-mapped or lazily decoded ones) are hashed by shape, dtype and
-    bytes, a :class:`~pathlib.Path` to a file by its bytes; both block by block.
+    bytes, a :class:`~pathlib.Path` to a file by its bytes; both block by block. A
+    :class:`Fingerprint` is returned as it is, so a key whose arrays or files are large can be
+    hashed once and checked, then recorded, with the same hash.
     """
+    if isinstance(obj, Fingerprint):
+        return obj
     text = json.dumps(obj, sort_keys=True, default=_content_of)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return Fingerprint(hashlib.sha256(text.encode()).hexdigest()[:12])
 
 
 def _content_of(value: Any) -> str:

@@ -301,13 +301,15 @@ def _project_space(
         source={"given": "features"},
         folder="." if alone else f"{SPACES_FOLDER}/{name}",
     )
-    key = {
-        "features": latent.features,
-        "labels": latent.labels,
-        "class_names": latent.class_names,
-        "images": latent.images,
-        "probabilities": latent.probabilities,
-    }
+    key = fingerprint(  # the arrays are hashed once, for the check and the record
+        {
+            "features": latent.features,
+            "labels": latent.labels,
+            "class_names": latent.class_names,
+            "images": latent.images,
+            "probabilities": latent.probabilities,
+        }
+    )
     if not space.steps.is_done("features", key):
         outputs = latent.save(space.path)
         space.steps.finish("features", key, outputs, 0.0, n_features=int(latent.features.shape[1]))
