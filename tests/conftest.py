@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +64,44 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """Never read or write the user's real cache in tests."""
     monkeypatch.setenv("LATENT_ATLAS_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("MPLBACKEND", os.environ.get("MPLBACKEND", "Agg"))
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 for the length of a ``with`` block (no network).
+
+    ``reply(handler)`` answers each GET; ``url`` ends in ``name``.
+    """
+
+    def __init__(self, reply, name: str = "a.tar.gz", protocol: str = "HTTP/1.0"):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = protocol
+
+            def do_GET(self):
+                reply(self)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def serving(payload: bytes, name: str = "a.tar.gz") -> LoopbackServer:
+    """A loopback server that answers every GET with ``payload``."""
+
+    def reply(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+    return LoopbackServer(reply, name)

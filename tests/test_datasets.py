@@ -2,11 +2,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
 import io
 import pickle
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,7 @@ from latent_atlas.datasets.cifar10 import load_cifar10
 from latent_atlas.datasets.download import safe_extract
 from latent_atlas.errors import ConfigError, DatasetError
 
-from .conftest import make_images, shared_data
+from .conftest import make_images, serving, shared_data
 
 
 def check_dataset(ds, n_classes=None):
@@ -255,37 +253,12 @@ def make_archive(tmp_path: Path) -> tuple[bytes, dict]:
     return buf.getvalue(), written
 
 
-class _Server:
-    def __init__(self, payload: bytes):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/cifar-10-python.tar.gz"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def test_cifar10_download_verifies_checksum(tmp_path, monkeypatch):
     payload, written = make_archive(tmp_path)
     md5 = hashlib.md5(payload).hexdigest()
     cache = tmp_path / "cache"
     monkeypatch.setenv("LATENT_ATLAS_CACHE", str(cache))
-    with _Server(payload) as server:
+    with serving(payload, "cifar-10-python.tar.gz") as server:
         with pytest.raises(DatasetError, match="corrupt: checksum"):
             load_cifar10(url=server.url, md5="0" * 32, progress=False)
         assert not (cache / "cifar10" / "cifar-10-python.tar.gz").exists()

@@ -7,14 +7,12 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
-import http.server
 import io
 import os
 import pickle
 import subprocess
 import sys
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,7 @@ from latent_atlas.datasets.cifar10 import load_cifar10
 from latent_atlas.datasets.download import safe_extract
 from latent_atlas.errors import ConfigError, DatasetError, LatentAtlasError
 
-from .conftest import make_images
+from .conftest import LoopbackServer, make_images, serving
 
 BATCHES = [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]
 
@@ -208,67 +206,23 @@ def test_what_killed_downloads_and_unpacks_left_is_swept(cache):
     assert in_flight.is_dir() and notes.read_text() == "keep"
 
 
-class _Server:
-    """Serves ``payload`` over HTTP on 127.0.0.1 (no network)."""
-
-    def __init__(self, payload: bytes):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/a.tar.gz"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class _ShortServer:
+def _short_server(chunked: bool):
     """Sends part of what it announces, then hangs up: a download cut off half-way."""
 
-    def __init__(self, chunked: bool):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def reply(handler):
+        handler.send_response(200)
+        if chunked:
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            handler.wfile.write(b"3e8\r\n" + b"x" * 1000 + b"\r\n")
+        else:
+            handler.send_header("Content-Length", "100000")
+            handler.end_headers()
+            handler.wfile.write(b"x" * 1000)
+        handler.wfile.flush()
+        handler.close_connection = True
 
-            def do_GET(self):
-                self.send_response(200)
-                if chunked:
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    self.wfile.write(b"3e8\r\n" + b"x" * 1000 + b"\r\n")
-                else:
-                    self.send_header("Content-Length", "100000")
-                    self.end_headers()
-                    self.wfile.write(b"x" * 1000)
-                self.wfile.flush()
-                self.close_connection = True
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/a.tar.gz"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return LoopbackServer(reply, protocol="HTTP/1.1")
 
 
 def test_a_full_disk_while_downloading_says_so(tmp_path, monkeypatch):
@@ -278,7 +232,7 @@ def test_a_full_disk_while_downloading_says_so(tmp_path, monkeypatch):
 
     monkeypatch.setattr(download_module, "open", lambda *a, **k: Full(), raising=False)
     payload, _ = fake_cifar_archive()
-    with _Server(payload) as server, pytest.raises(DatasetError, match="the disk is full"):
+    with serving(payload) as server, pytest.raises(DatasetError, match="the disk is full"):
         download_module.download(server.url, tmp_path / "a.tar.gz", md5="0" * 32, progress=False)
     assert list(tmp_path.iterdir()) == []
 
@@ -294,7 +248,7 @@ def test_an_archive_left_after_a_finished_unpack_is_removed(cache):
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_download_cut_off_half_way_is_one_clear_error(tmp_path, chunked):
     with (
-        _ShortServer(chunked) as server,
+        _short_server(chunked) as server,
         pytest.raises(DatasetError, match="cut off|could not download"),
     ):
         download_module.download(server.url, tmp_path / "a.tar.gz", md5="0" * 32, progress=False)
