@@ -409,4 +409,3 @@ def _writable_dir(path: Path) -> Path:
             f"the run directory {path} is not writable; choose another --out directory"
         )
     return path
-

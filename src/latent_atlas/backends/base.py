@@ -271,10 +271,10 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
 class PortableModel:
     """A model as bytes (picklable), and how to load it again: :meth:`load`.
 
-    ``kind`` is ``"file"`` (the bytes of a model file, loaded by its suffix), ``"checkpoint"``
-    (a latent-atlas checkpoint made in memory) or ``"factory"`` (``spec`` with ``model_args``,
-    the bytes its state dict). The receiving side needs latent-atlas, the model's framework and,
-    for a factory, its package.
+    ``kind`` is ``"file"`` (the bytes of a model file, loaded by its suffix; a module in memory
+    travels as a latent-atlas checkpoint made of it) or ``"factory"`` (``spec`` with
+    ``model_args``, the bytes its state dict). The receiving side needs latent-atlas, the
+    model's framework and, for a factory, its package.
     """
 
     kind: str
