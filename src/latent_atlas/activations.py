@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,10 +139,30 @@ def capture_layer(model: nn.Module, layer: str, pool: str) -> Iterator[list[torc
 
     Yields the list the hook appends to: one pooled float32 N×D tensor per forward pass.
     """
-    module = check_layer(model, layer)
-    check_pool(pool)
-    captured: list[torch.Tensor] = []
+    with capture_layers(model, (layer,), pool) as captured:
+        yield captured[layer]
 
+
+@contextmanager
+def capture_layers(
+    model: nn.Module, layers: Sequence[str], pool: str
+) -> Iterator[dict[str, list[torch.Tensor]]]:
+    """Forward hooks on every one of ``layers`` for the duration of the block (one pass
+    captures them all); yields, per layer, the list its hook appends to."""
+    modules = {layer: check_layer(model, layer) for layer in layers}
+    check_pool(pool)
+    captured: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
+    handles = [
+        m.register_forward_hook(_hook(layer, pool, captured[layer])) for layer, m in modules.items()
+    ]
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _hook(layer: str, pool: str, into: list[torch.Tensor]) -> Callable[..., None]:
     def hook(_m: nn.Module, _inp: object, out: object) -> None:
         import torch
 
@@ -151,22 +171,18 @@ def capture_layer(model: nn.Module, layer: str, pool: str) -> Iterator[list[torc
                 f"layer {layer!r} returns {type(out).__name__}, not one tensor; "
                 "choose one of its sub-layers"
             )
-        captured.append(_pool(out.detach(), pool).float())
+        into.append(_pool(out.detach(), pool).float())
 
-    handle = module.register_forward_hook(hook)
-    try:
-        yield captured
-    finally:
-        handle.remove()
+    return hook
 
 
-def inference_model(model: nn.Module, keep: str | None = None) -> nn.Module:
+def inference_model(model: nn.Module, keep: str | Collection[str] | None = None) -> nn.Module:
     """A copy of ``model`` for fast CPU inference.
 
     Every ``Conv2d`` directly followed by a ``BatchNorm2d`` in a ``Sequential`` is folded into
     one convolution; the BatchNorm's place keeps an ``Identity`` under its name, so a hook there
-    sees the same values as before. A convolution named ``keep`` is left unfused (a hook on it
-    must see the convolution alone). Weights are made channels-last, which oneDNN's CPU kernels
+    sees the same values as before. Convolutions named in ``keep`` are left unfused (a hook on
+    one must see the convolution alone). Weights are made channels-last, which oneDNN's CPU kernels
     prefer.
     """
     import copy
@@ -176,6 +192,7 @@ def inference_model(model: nn.Module, keep: str | None = None) -> nn.Module:
     from torch import nn
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+    kept = {keep} if isinstance(keep, str) else set(keep or ())
     fast = copy.deepcopy(model).eval()
     for prefix, parent in list(fast.named_modules()):
         if not isinstance(parent, nn.Sequential):
@@ -189,7 +206,7 @@ def inference_model(model: nn.Module, keep: str | None = None) -> nn.Module:
                 and isinstance(norm, nn.BatchNorm2d)
                 and norm.track_running_stats
                 and norm.running_mean is not None
-                and qualified != keep
+                and qualified not in kept
             ):
                 parent._modules[first] = fuse_conv_bn_eval(conv, norm)
                 parent._modules[second] = nn.Identity()
@@ -248,6 +265,8 @@ def extract_activations(
 
 #: one batch of uint8 images → (its N×D float32 features, N×K probabilities or None)
 BatchFn = Callable[[np.ndarray], tuple[np.ndarray, "np.ndarray | None"]]
+#: one batch → (N×D float32 features of each layer, in order; N×K probabilities or None)
+LayersBatchFn = Callable[[np.ndarray], tuple[list[np.ndarray], "np.ndarray | None"]]
 
 
 def run_extraction(
@@ -260,55 +279,88 @@ def run_extraction(
     progress: bool = True,
     features_out: str | Path | None = None,
 ) -> Activations:
-    """The extraction loop every model shares: batches, a progress bar, optional streaming.
+    """The extraction loop every model shares, for one layer (see :func:`run_layers`).
+
+    With ``features_out`` the features go straight into that ``.npy`` file (see
+    :func:`extract_activations`).
+    """
+
+    def run_one(batch: np.ndarray) -> tuple[list[np.ndarray], np.ndarray | None]:
+        out, p = run_batch(batch)
+        return [out], p
+
+    outs = {layer: features_out} if features_out else None
+    return run_layers(
+        images, run_one, layers=(layer,), pool=pool, batch_size=batch_size,
+        progress=progress, features_out=outs,
+    )[layer]  # fmt: skip
+
+
+def run_layers(
+    images: Any,
+    run_batch: LayersBatchFn,
+    *,
+    layers: Sequence[str],
+    pool: str,
+    batch_size: int = EXTRACT_BATCH,
+    progress: bool = True,
+    features_out: Mapping[str, str | Path] | None = None,
+) -> dict[str, Activations]:
+    """The extraction loop every model shares: one pass over the images captures every one of
+    ``layers``; batches, a progress bar, optional streaming.
 
     ``images`` is any array-like that slices; each batch is decoded only when it is run.
-    Probabilities are kept while every batch gives some. With ``features_out`` the features
-    go straight into that ``.npy`` file (see :func:`extract_activations`).
+    Probabilities are kept while every batch gives some. A layer named in ``features_out``
+    streams into that ``.npy`` file (a memory-mapped array, written atomically), so memory
+    does not grow with N; its features are then a read-only memory map of the file.
     """
     if len(images) == 0:
         raise ConfigError("no images to extract activations from")
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-    feats: list[np.ndarray] = []
+    files = dict(features_out or {})
+    feats: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     probs: list[np.ndarray] | None = []
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        stream = None  # the features file, opened once the first batch gives its width
+        streams: dict[str, Any] = {}  # features files, opened once the first batch gives widths
+        desc = f"extract {layers[0]}" if len(layers) == 1 else f"extract {len(layers)} layers"
         for start in progress_bar(
-            range(0, len(images), batch_size),
-            enabled=progress,
-            desc=f"extract {layer}",
-            unit="batch",
+            range(0, len(images), batch_size), enabled=progress, desc=desc, unit="batch",
             leave=False,
-        ):
-            out, p = run_batch(np.asarray(images[start : start + batch_size]))
+        ):  # fmt: skip
+            outs, p = run_batch(np.asarray(images[start : start + batch_size]))
             if p is None:
                 probs = None  # not a class score vector: no predictions at all
             elif probs is not None:
                 probs.append(p)
-            if not features_out:
-                feats.append(out)
-                continue
-            if stream is None:
-                shape = (len(images), out.shape[1])
-                stream = stack.enter_context(npy_writer(features_out, np.float32, shape))
-            stream[start : start + len(out)] = out
-            if (start // batch_size) % TRIM_EVERY == TRIM_EVERY - 1:
+            for layer, out in zip(layers, outs, strict=True):
+                if layer not in files:
+                    feats[layer].append(out)
+                    continue
+                if layer not in streams:
+                    shape = (len(images), out.shape[1])
+                    streams[layer] = stack.enter_context(
+                        npy_writer(files[layer], np.float32, shape)
+                    )
+                streams[layer][start : start + len(out)] = out
+            if files and (start // batch_size) % TRIM_EVERY == TRIM_EVERY - 1:
                 _trim_heap()
-        del stream  # (the writer flushes, closes and renames the file as the block ends)
-    features = (
-        load_npy(features_out, mmap=True)
-        if features_out
-        else np.ascontiguousarray(np.concatenate(feats), dtype=np.float32)
-    )
-    return Activations(
-        features=features,
-        probabilities=None if not probs else np.concatenate(probs).astype(np.float32),
-        layer=layer,
-        pool=pool,
-        seconds=time.perf_counter() - t0,
-    )
+        streams.clear()  # (the writers flush, close and rename the files as the block ends)
+    seconds = time.perf_counter() - t0
+    probabilities = None if not probs else np.concatenate(probs).astype(np.float32)
+    return {
+        layer: Activations(
+            features=load_npy(files[layer], mmap=True)
+            if layer in files
+            else np.ascontiguousarray(np.concatenate(feats[layer]), dtype=np.float32),
+            probabilities=probabilities,
+            layer=layer,
+            pool=pool,
+            seconds=seconds,
+        )
+        for layer in layers
+    }
 
 
 def _trim_heap() -> None:

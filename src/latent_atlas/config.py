@@ -29,6 +29,9 @@ from latent_atlas.reducers import REDUCERS, get_reducer, reducer_class
 DEFAULT_METHODS = ("pca", "tsne", "umap")
 SPLITS = ("test", "train")
 POOLS = ("avg", "max", "flatten")
+PIXELS = "pixels"  # a frame of the input pixels themselves (not a layer of the model)
+ALL_LAYERS = "all"  # every layer of the model (see LoadedModel.sweep_layers)
+BEST = "best"  # the snapshot of the trained model (the weights training restores)
 _MAP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,39}")
 
 
@@ -191,6 +194,7 @@ class MapConfig:
     metrics_max_samples: int | None = 10_000
     atlas: AtlasConfig = field(default_factory=AtlasConfig)
     large: LargeDataRecipe = field(default_factory=LargeDataRecipe)
+    align: bool = True  # maps of several frames (layers, epochs, models): each one aligned
 
     def __post_init__(self) -> None:
         specs = as_map_specs(self.methods, self.method_params)
@@ -234,6 +238,26 @@ class MapConfig:
         return d
 
 
+def check_snapshots(
+    snapshots: Sequence[int | str], training: TrainingConfig
+) -> tuple[int | str, ...]:
+    """The snapshot epochs in order (ints, then ``"best"``), or one error for one that cannot be."""
+    epochs: set[int] = set()
+    best = False
+    for value in snapshots:
+        if value == BEST:
+            best = True
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"snapshot epochs are whole numbers from 0 or 'best', got {value!r}")
+        if value > training.epochs:
+            raise ConfigError(
+                f"snapshot epoch {value} is beyond the training's end ({training.epochs} epochs)"
+            )
+        epochs.add(value)
+    return (*sorted(epochs), *((BEST,) if best else ()))
+
+
 def _spec_dict(spec: MapSpec) -> str | dict[str, Any]:
     """A map as the run's recorded configuration shows it: its name when that is the method."""
     if isinstance(spec.method, str) and spec.method == spec.name:
@@ -268,6 +292,9 @@ class RunConfig:
     model_args: dict[str, Any] = field(default_factory=dict)
     preprocess: Preprocess = field(default_factory=Preprocess)
     fold_batchnorm: bool = False
+    layers: tuple[str, ...] = ()  # several layers, one latent space each ("all", "pixels")
+    snapshots: tuple[int | str, ...] = ()  # epochs (0: untrained) and "best"
+    snapshot_layers: tuple[str, ...] = ()  # the layers kept at the snapshots (default: layers)
 
     def __post_init__(self) -> None:
         from latent_atlas.datasets import available_datasets
@@ -283,7 +310,28 @@ class RunConfig:
             raise ConfigError(f"{self.dataset}: {self.data_dir} does not exist")
         if self.pool not in POOLS:
             raise ConfigError(f"unknown pooling {self.pool!r}; choose one of {', '.join(POOLS)}")
+        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "snapshot_layers", tuple(self.snapshot_layers))
+        object.__setattr__(self, "snapshots", check_snapshots(self.snapshots, self.training))
         self._check_model()
+        self._check_snapshots()
+
+    def _check_snapshots(self) -> None:
+        if not self.snapshots:
+            if self.snapshot_layers:
+                raise ConfigError("--snapshot-layers go with --snapshots EPOCHS")
+            return
+        if self.external_model:
+            raise ConfigError(
+                f"--snapshots keep activations during training; {self.model} is used as it is"
+            )
+        if self.maps.transform_needed:
+            raise ConfigError("--snapshots keep the shown split; --fit-on/--show do not apply")
+
+    @property
+    def frame_layers(self) -> tuple[str, ...]:
+        """The layers mapped at the end of the run (``layers``, else ``layer``), as given."""
+        return self.layers or (self.layer,)
 
     def _check_model(self) -> None:
         from latent_atlas.backends.base import check_spec

@@ -11,7 +11,7 @@ loaded once per worker; the fitted reducer travels as a pickle made here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,27 @@ def extract(
     With ``features_out`` the shards' features are written into that ``.npy`` file as they
     arrive.
     """
-    model.check_layer(layer)
+    outs = {layer: features_out} if features_out else None
+    return extract_layers(
+        client, model, images, [layer], pool=pool, preprocess=preprocess,
+        batch_size=batch_size, features_out=outs,
+    )[layer]  # fmt: skip
+
+
+def extract_layers(
+    client: Any,
+    model: LoadedModel,
+    images: Any,
+    layers: Sequence[str],
+    *,
+    pool: str = "avg",
+    preprocess: Preprocess | None = None,
+    batch_size: int = EXTRACT_BATCH,
+    features_out: Mapping[str, str | Path] | None = None,
+) -> dict[str, Activations]:
+    """:meth:`LoadedModel.extract_layers` in shards on the workers of ``client`` (one pass of
+    each shard captures every layer)."""
+    wanted = [model.check_layer(layer) for layer in dict.fromkeys(layers)]
     pre = model.resolve_preprocess(preprocess, tuple(images.shape[1:]))
     portable = model.portable()
     digest = fingerprint({"model": portable.data, "fold": portable.fold})
@@ -98,7 +118,7 @@ def extract(
             remote,
             digest,
             np.asarray(images[i : i + shard]),
-            layer,
+            wanted,
             pool,
             pre,
             batch_size,
@@ -108,7 +128,13 @@ def extract(
     ]
     log.info("dask: extracting %d images in %d shards", len(images), len(futures))
     parts = client.gather(futures)
-    return _assemble(parts, starts, len(images), layer, pool, features_out)
+    files = dict(features_out or {})
+    return {
+        layer: _assemble(
+            [p[layer] for p in parts], starts, len(images), layer, pool, files.get(layer)
+        )
+        for layer in wanted
+    }
 
 
 def _assemble(
@@ -140,18 +166,18 @@ def _extract_shard(
     portable: PortableModel,
     digest: str,
     images: np.ndarray,
-    layer: str,
+    layers: list[str],
     pool: str,
     preprocess: Preprocess,
     batch_size: int,
-) -> Activations:
+) -> dict[str, Activations]:
     model = _WORKER_MODELS.get(digest)
     if model is None:
         _WORKER_MODELS.clear()  # one model at a time: a worker keeps the latest it was sent
         model = _WORKER_MODELS[digest] = portable.load()
-    return model.extract(
+    return model.extract_layers(
         images,
-        layer,
+        layers,
         pool=pool,
         preprocess=preprocess,
         batch_size=batch_size,

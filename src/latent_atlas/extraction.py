@@ -3,15 +3,16 @@
 :func:`load_data` reads the data set (and records it in the run); :func:`prepare_model`
 trains the registry model (or reuses the run's finished ``model.pt``) or loads the model the
 user brings — either way the result is one :class:`~latent_atlas.backends.LoadedModel`;
-:func:`latent_space_of` runs it over the shown split (streaming the features to disk above
-``STREAM_ABOVE`` images, or in shards on Dask) into one latent space of the run. Every
-backend takes the same path.
+:func:`extract_layers_of` runs it over the shown split (streaming the features to disk above
+``STREAM_ABOVE`` images, or in shards on Dask), every layer in one pass; :mod:`latent_atlas.sweep`
+makes the run's latent spaces of it. Every backend takes the same path.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,10 @@ import numpy as np
 
 from latent_atlas.config import RunConfig
 from latent_atlas.errors import ConfigError
-from latent_atlas.keys import changed, fingerprint
-from latent_atlas.latent import LatentSpace
+from latent_atlas.keys import changed
 from latent_atlas.preprocess import Preprocess
 from latent_atlas.recipes import TrainingConfig
-from latent_atlas.runs import RunDir, SpaceDir, space_name
+from latent_atlas.runs import RunDir
 
 log = logging.getLogger("latent_atlas")
 
@@ -81,29 +81,54 @@ def load_data(run: RunDir, config: RunConfig, *, progress: bool = True) -> Any:
 
 
 def prepare_model(
-    run: RunDir, config: RunConfig, dataset: Any, *, progress: bool = True
+    run: RunDir,
+    config: RunConfig,
+    dataset: Any,
+    *,
+    progress: bool = True,
+    layers: Sequence[str] | None = None,
+    on_epoch: Any = None,
 ) -> PreparedModel:
-    """Train the registry model, or load the user's; either way, a LoadedModel."""
+    """Train the registry model, or load the user's; either way, a LoadedModel.
+
+    ``layers`` (default: ``config.layer``) are checked before any training or extraction.
+    ``on_epoch(epoch, module)`` (snapshots during training) trains again even when the run's
+    ``model.pt`` is finished: the same seed gives the same model.
+    """
+    layers = [config.layer] if layers is None else list(layers)
     if config.external_model:
-        return _load_external(run, config, dataset)
-    return _train_here(run, config, dataset, progress)
+        return _load_external(run, config, dataset, layers)
+    return _train_here(run, config, dataset, progress, layers, on_epoch)
 
 
-def _train_here(run: RunDir, config: RunConfig, dataset: Any, progress: bool) -> PreparedModel:
+def new_model(config: RunConfig, dataset: Any) -> Any:
+    """The registry model ``config`` trains, untrained (seeded)."""
+    from latent_atlas.models import build_model
+
+    return build_model(config.model, dataset.image_shape, dataset.num_classes, seed=config.seed)
+
+
+def _train_here(
+    run: RunDir,
+    config: RunConfig,
+    dataset: Any,
+    progress: bool,
+    layers: list[str],
+    on_epoch: Any,
+) -> PreparedModel:
     """Train the registry model (or reuse the run's ``model.pt``) and wrap it."""
     from latent_atlas.activations import check_layer
     from latent_atlas.backends.torch_module import TorchModuleModel
-    from latent_atlas.models import build_model, load_checkpoint, save_checkpoint
+    from latent_atlas.models import load_checkpoint, save_checkpoint
     from latent_atlas.training import train_model
 
     key = model_key(config)
-    if run.steps.is_done("model", key):
+    if run.steps.is_done("model", key) and on_epoch is None:
         module, _ = load_checkpoint(run.file("model.pt"))
     else:
-        module = build_model(
-            config.model, dataset.image_shape, dataset.num_classes, seed=config.seed
-        )
-        check_layer(module, config.layer)  # before training, not after
+        module = new_model(config, dataset)
+        for layer in layers:
+            check_layer(module, layer)  # before training, not after
         log.info("training %s on %d images", config.model, len(dataset.x_train))
         result = train_model(
             module,
@@ -112,6 +137,7 @@ def _train_here(run: RunDir, config: RunConfig, dataset: Any, progress: bool) ->
             seed=config.seed,
             threads=config.threads,
             progress=progress,
+            on_epoch=on_epoch,
         )
         extra = {"class_names": dataset.class_names}
         save_checkpoint(run.file("model.pt"), module, config.model, extra=extra)
@@ -140,12 +166,13 @@ def _train_here(run: RunDir, config: RunConfig, dataset: Any, progress: bool) ->
     return PreparedModel(model, pre, None)
 
 
-def _load_external(run: RunDir, config: RunConfig, dataset: Any) -> PreparedModel:
+def _load_external(
+    run: RunDir, config: RunConfig, dataset: Any, layers: list[str]
+) -> PreparedModel:
     """Load the user's model (no training) and say how images are prepared for it."""
-    from latent_atlas.backends import load_model
-
-    model = load_model(config.model, checkpoint=config.checkpoint, model_args=config.model_args)
-    model.check_layer(config.layer)  # before any image runs through it
+    model = load_external(config)
+    for layer in layers:
+        model.check_layer(layer)  # before any image runs through it
     if config.fold_batchnorm and not model.can_fold:
         log.info("--fold-batchnorm: %s models run as they are", model.kind)
     model.fold = config.fold_batchnorm and model.can_fold
@@ -156,6 +183,13 @@ def _load_external(run: RunDir, config: RunConfig, dataset: Any) -> PreparedMode
     log.info("using %s (%s) as it is, no training", config.model, model.kind)
     log.info("preprocessing: %s", pre.describe())
     return PreparedModel(model, pre, info)
+
+
+def load_external(config: RunConfig) -> Any:
+    """The model the user brings, loaded (a LoadedModel)."""
+    from latent_atlas.backends import load_model
+
+    return load_model(config.model, checkpoint=config.checkpoint, model_args=config.model_args)
 
 
 def model_key(config: RunConfig) -> dict[str, Any]:
@@ -192,106 +226,47 @@ def _factory_source(spec: str) -> Path | None:
     return Path(origin) if origin and Path(origin).is_file() else None
 
 
-def features_key(config: RunConfig) -> dict[str, Any]:
-    """What the features of a run's latent space depend on."""
+def features_key(
+    config: RunConfig, layer: str | None = None, epoch: int | None = None
+) -> dict[str, Any]:
+    """What the features of a run's latent space depend on: ``layer`` (default
+    ``config.layer``) of the trained model, or of its snapshot at ``epoch``."""
     maps = config.maps
-    return {
+    key = {
         **data_key(config),
         "model": model_key(config),
-        "layer": config.layer,
+        "layer": config.layer if layer is None else layer,
         "pool": config.pool,
         "show": maps.show,
         "fit_on": maps.fit_on if maps.transform_needed else None,
     }
+    if epoch is not None:
+        key["epoch"] = epoch
+    return key
 
 
-def latent_space_of(
-    run: RunDir, config: RunConfig, *, progress: bool = True, client: Any = None
-) -> tuple[SpaceDir, LatentSpace]:
-    """The run's latent space of ``config.layer``: read back when it is finished, else made
-    (data loaded, model trained or loaded, images run through it)."""
-    space = run.add_space(
-        space_name(config.layer),
-        source={
-            "layer": config.layer,
-            "pool": config.pool,
-            "model": config.model,
-            "split": config.maps.show,
-        },
-    )
-    key = fingerprint(features_key(config))  # (a model file is hashed once, not twice)
-    if space.steps.is_done("features", key):
-        return space, space.load_latent()
-    dataset = load_data(run, config, progress=progress)
-    prepared = prepare_model(run, config, dataset, progress=progress)
-    latent, seconds = extract_latent(prepared, config, dataset, space, progress, client)
-    outputs = latent.save(space.path)
-    n = len(latent.features)
-    space.steps.finish(
-        "features",
-        key,
-        outputs,
-        seconds,
-        layer=config.layer,
-        split=config.maps.show,
-        n_features=int(latent.features.shape[1]),
-        images_per_second=n / max(seconds, 1e-9),
-    )
-    return space, latent
-
-
-def extract_latent(
-    prepared: PreparedModel,
-    config: RunConfig,
-    dataset: Any,
-    space: SpaceDir,
-    progress: bool = True,
-    client: Any = None,
-) -> tuple[LatentSpace, float]:
-    """The shown split through the model (and the fitted split, for ``--fit-on``)."""
-    maps = config.maps
-    shown_x, shown_y = dataset.split(maps.show)
-    stream = space.file("activations.npy") if len(shown_x) > STREAM_ABOVE else None
-    acts = _extract(prepared, config, shown_x, progress, client, stream)
-    fit_features = None
-    if maps.transform_needed:
-        fit_x = dataset.split(maps.fit_on)[0]
-        fit_features = _extract(prepared, config, fit_x, progress, client, None).features
-    probabilities, note = _predictions_for(acts.probabilities, prepared, dataset.class_names)
-    if prepared.info is not None:
-        space.run.set(model={**prepared.info, "predictions": note})
-        log.info("predictions: %s", note)
-    latent = LatentSpace(
-        acts.features,
-        shown_y,
-        dataset.class_names,
-        images=shown_x,
-        probabilities=probabilities,
-        fit_features=fit_features,
-    )
-    return latent, acts.seconds
-
-
-def _extract(
+def extract_layers_of(
     prepared: PreparedModel,
     config: RunConfig,
     images: Any,
+    layers: Sequence[str],
     progress: bool,
     client: Any,
-    features_out: Path | None,
-) -> Any:
-    """One pass of the model over ``images``: here, or in shards on the Dask cluster."""
+    features_out: dict[str, Path],
+) -> dict[str, Any]:
+    """One pass of the model over ``images`` for every one of ``layers``: here, or in shards on
+    the Dask cluster; a layer in ``features_out`` streams into that file."""
     options = {"pool": config.pool, "preprocess": prepared.preprocess, "features_out": features_out}
     if client is not None:
         from latent_atlas import distributed
 
-        return distributed.extract(client, prepared.model, images, config.layer, **options)
-    return prepared.model.extract(
-        images, config.layer, threads=config.threads, progress=progress, **options
+        return distributed.extract_layers(client, prepared.model, images, layers, **options)
+    return prepared.model.extract_layers(
+        images, layers, threads=config.threads, progress=progress, **options
     )
 
 
-def _predictions_for(
+def predictions_for(
     probabilities: np.ndarray | None, prepared: PreparedModel, class_names: list[str]
 ) -> tuple[np.ndarray | None, str]:
     """Keep a model's predictions only when its outputs can be the data set's classes."""

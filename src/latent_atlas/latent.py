@@ -7,6 +7,7 @@ map side (reducers, plots, atlases, metrics): both ``latent-atlas run`` and
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +97,7 @@ class LatentSpace:
             value = self.predictions if attr == "predictions" else getattr(self, attr)
             if value is not None:
                 if not _is_file_of(value, folder / name):  # (streamed there already)
-                    save_npy(folder / name, value)
+                    _save_or_link(folder / name, value)
                 written.append(name)
             else:
                 (folder / name).unlink(missing_ok=True)
@@ -118,6 +119,40 @@ class LatentSpace:
             labels = arrays["labels"]
             class_names = [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
         return cls(class_names=class_names, **arrays)
+
+
+def _save_or_link(path: Path, array: np.ndarray) -> None:
+    """Save ``array``; a whole memory-mapped ``.npy`` file (the images another space of the
+    run saved, say) is hard-linked instead of copied where the file system allows."""
+    source = _mapped_file(array)
+    if source is not None and source.suffix == ".npy" and _whole_file(array, source):
+        tmp = path.with_name(f".{path.name}.link-{os.getpid()}")
+        try:
+            tmp.unlink(missing_ok=True)
+            os.link(source, tmp)
+            os.replace(tmp, path)
+            return
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    save_npy(path, array)
+
+
+def _mapped_file(array: np.ndarray) -> Path | None:
+    base = array
+    while base is not None and not isinstance(base, np.memmap):
+        base = getattr(base, "base", None)
+    filename = getattr(base, "filename", None)
+    return Path(filename) if filename else None
+
+
+def _whole_file(array: np.ndarray, source: Path) -> bool:
+    """Whether ``array`` is all of the ``.npy`` file ``source`` (not a slice of it)."""
+    try:
+        whole = load_npy(source, mmap=True)
+    except (OSError, ValueError):
+        return False
+    same = whole.shape == array.shape and whole.dtype == array.dtype
+    return same and array.flags.c_contiguous  # (all of it, in its order)
 
 
 def _is_file_of(array: np.ndarray, path: Path) -> bool:

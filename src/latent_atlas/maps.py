@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from latent_atlas.align import procrustes_onto, start_from
 from latent_atlas.atlas import build_atlas, render_atlas
 from latent_atlas.compare import write_metrics
 from latent_atlas.config import AtlasConfig, MapConfig, MapSpec
@@ -38,23 +40,39 @@ from latent_atlas.sampling import seeded_sample
 log = logging.getLogger("latent_atlas")
 
 
+@dataclass(frozen=True)
+class Reference:
+    """The map a frame's map is aligned to: the previous frame's (see :mod:`latent_atlas.align`)."""
+
+    embedding: np.ndarray
+    key: str  # the reference map's step key: an aligned map is made again when it changes
+    frame: str  # the space it belongs to
+
+
 def map_space(
     space: SpaceDir,
     latent: LatentSpace,
     config: MapConfig,
     *,
     map_chunks: ChunkMapper | None = None,
+    references: Mapping[str, Reference] | None = None,
+    embeddings_out: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Fit every map of ``space``, then write projections, the comparison, plots and atlases.
 
-    Returns each map's record (method, parameters, times, scores), as the manifest keeps it.
+    A map named in ``references`` is aligned to that map (a frame of a sweep). Returns each
+    map's record (method, parameters, times, scores), as the manifest keeps it; the maps
+    themselves go into ``embeddings_out`` when given.
     """
     if config.transform_needed and latent.fit_features is None:
         raise ConfigError(f"--fit-on {config.fit_on} needs the {config.fit_on} split's features")
-    embeddings: dict[str, np.ndarray] = {}
+    embeddings: dict[str, np.ndarray] = {} if embeddings_out is None else embeddings_out
     maps: dict[str, dict[str, Any]] = {}
+    refs = references or {}
     for spec in config.maps:
-        embeddings[spec.name], maps[spec.name] = fit_map(space, latent, spec, config, map_chunks)
+        embeddings[spec.name], maps[spec.name] = fit_map(
+            space, latent, spec, config, map_chunks, refs.get(spec.name)
+        )
     write_projections(space, latent, embeddings)
     metrics = write_metrics(
         space,
@@ -91,8 +109,13 @@ def fit_map(
     spec: MapSpec,
     config: MapConfig,
     map_chunks: ChunkMapper | None = None,
+    reference: Reference | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Fit one map (or reuse its finished step); return the shown points' map and its record."""
+    """Fit one map (or reuse its finished step); return the shown points' map and its record.
+
+    With a ``reference`` the map starts from it where the method can and is turned onto it
+    (:mod:`latent_atlas.align`).
+    """
     key = {
         "features": space.steps.key("features"),
         "map": spec.key(),
@@ -101,13 +124,18 @@ def fit_map(
         "show": config.show,
         "large": changed(asdict(config.large), asdict(LargeDataRecipe())),
     }
+    if reference is not None:
+        key["aligned_to"] = reference.key
     step, name = f"embedding:{spec.name}", embedding_file(spec.name)
     if not space.steps.is_done(step, key):
         reducer = spec.make(config.seed)
         fit_x = latent.fit_features if config.transform_needed else latent.features
+        started = reference is not None and _start_aligned(reducer, reference, fit_x, config)
         log.info("fitting %s on %d × %d (%s split)", spec.name, *fit_x.shape, config.fit_on)
         t0 = time.perf_counter()
         emb, fit_seconds, large_info = _fit(reducer, spec, latent, fit_x, config, map_chunks)
+        if reference is not None:
+            emb = procrustes_onto(emb, reference.embedding)
         save_npy(space.file(name), emb)
         space.steps.finish(
             step,
@@ -122,9 +150,23 @@ def fit_map(
             fit_seconds=round(fit_seconds, 4),
             n_fit=len(fit_x),
             large_data=large_info,
+            aligned_to=None if reference is None else {"frame": reference.frame, "start": started},
         )
+        info = {k: v for k, v in space.steps.info(step).items() if k != "outputs"}
+        return emb, info
     info = {k: v for k, v in space.steps.info(step).items() if k != "outputs"}
     return load_npy(space.file(name)), info
+
+
+def _start_aligned(reducer: Any, reference: Reference, fit_x: Any, config: MapConfig) -> bool:
+    """Start the fit from the reference map where it is a map of the same fitted points."""
+    if config.transform_needed or config.large.applies(len(fit_x), reducer):
+        return False  # (fitted on other points, or on a sample: Procrustes alone)
+    if len(reference.embedding) != len(fit_x):
+        raise ConfigError(
+            f"frame {reference.frame} maps {len(reference.embedding)} points, this one {len(fit_x)}"
+        )
+    return start_from(reducer, reference.embedding)
 
 
 def _fit(

@@ -22,11 +22,13 @@ import numpy as np
 from latent_atlas.config import DEFAULT_METHODS, AtlasConfig, MapConfig, RunConfig
 from latent_atlas.errors import ConfigError
 from latent_atlas.fileio import as_json
+from latent_atlas.frames import map_frames, write_frames
 from latent_atlas.keys import changed, fingerprint
 from latent_atlas.latent import LatentSpace
-from latent_atlas.maps import atlas_for_run, map_space
+from latent_atlas.maps import atlas_for_run
 from latent_atlas.runs import RunDir, SpaceDir, space_name
 from latent_atlas.sampling import seeded_sample
+from latent_atlas.sweep import Frame
 
 log = logging.getLogger("latent_atlas")
 
@@ -173,7 +175,7 @@ def run_pipeline(
     ``dask`` (a scheduler address, or ``"local"`` for a 2-worker cluster on 127.0.0.1) runs the
     extraction over image shards and the large-data ``transform`` over chunks on Dask.
     """
-    from latent_atlas.extraction import latent_space_of
+    from latent_atlas.sweep import frames_of
 
     config = config or RunConfig()
     started = time.perf_counter()
@@ -186,9 +188,8 @@ def run_pipeline(
         ) as run,
         dask_session(dask) as client,
     ):
-        run.keep_spaces([space_name(config.layer)])
-        space, latent = latent_space_of(run, config, progress=progress, client=client)
-        return _map_spaces(run, [(space, latent)], config.maps, started, client)
+        frames = frames_of(run, config, progress=progress, client=client)
+        return map_run_frames(run, frames, config.maps, started, client)
 
 
 @contextlib.contextmanager
@@ -209,26 +210,31 @@ def dask_session(address: str | None) -> Iterator[Any]:
             cluster.close()
 
 
-def _map_spaces(
+def map_run_frames(
     run: RunDir,
-    spaces: list[tuple[SpaceDir, LatentSpace]],
+    frames: list[Frame],
     maps: MapConfig,
     started: float,
     client: Any = None,
 ) -> RunSummary:
+    """Map every frame (aligned when there are several), summarise, write the viewers."""
     mapper = None
     if client is not None:
         from latent_atlas.distributed import chunk_mapper
 
         mapper = chunk_mapper(client)
-    summaries = []
-    for space, latent in spaces:
-        made = map_space(space, latent, maps, map_chunks=mapper)
-        summaries.append(_summarise_space(space, latent, made, maps.seed))
+    sweep = map_frames(frames, maps, mapper)
+    summaries = [
+        _summarise_space(f.space, f.latent, sweep.records[f.name], maps.seed) for f in frames
+    ]
+    if len(frames) > 1:
+        write_frames(run, frames, sweep, maps)
+    else:
+        run.set(frames=None)
     from latent_atlas.viewer import ensure_viewer
 
-    for space, _ in spaces:
-        page, rebuilt = ensure_viewer(run, space=space.name)
+    for frame in frames:
+        page, rebuilt = ensure_viewer(run, space=frame.name)
         log.info("viewer %s: %s", "written" if rebuilt else "up to date", page)
     seconds = time.perf_counter() - started
     run.set(total_seconds=round(seconds, 3))
@@ -286,14 +292,12 @@ def project_features(
         run.set(dataset=dataset)
         run.keep_spaces(list(latents))
         alone = len(latents) == 1
-        spaces = [_project_space(run, name, x, alone=alone) for name, x in latents.items()]
+        frames = [_project_space(run, name, x, alone=alone) for name, x in latents.items()]
         with dask_session(dask) as client:
-            return _map_spaces(run, spaces, maps, started, client)
+            return map_run_frames(run, frames, maps, started, client)
 
 
-def _project_space(
-    run: RunDir, name: str, latent: LatentSpace, *, alone: bool
-) -> tuple[SpaceDir, LatentSpace]:
+def _project_space(run: RunDir, name: str, latent: LatentSpace, *, alone: bool) -> Frame:
     from latent_atlas.runs import SPACES_FOLDER
 
     space = run.add_space(
@@ -313,4 +317,4 @@ def _project_space(
     if not space.steps.is_done("features", key):
         outputs = latent.save(space.path)
         space.steps.finish("features", key, outputs, 0.0, n_features=int(latent.features.shape[1]))
-    return space, latent
+    return Frame(space, latent, name)

@@ -25,6 +25,7 @@ import logging
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -62,9 +63,14 @@ class TrainResult:
     n_train: int = 0
     n_val: int = 0
     bn_momentum: float | None = None
+    snapshot_seconds: float = 0.0  # spent in ``on_epoch`` (not counted in ``seconds``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: called with (epoch, model) before training (epoch 0) and after every epoch, in eval mode
+EpochHook = Callable[[int, "nn.Module"], None]
 
 
 def validation_split(
@@ -142,6 +148,7 @@ def train_model(
     seed: int = 0,
     threads: int | None = None,
     progress: bool = True,
+    on_epoch: EpochHook | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``dataset``'s train split, early-stopping on validation loss.
 
@@ -149,7 +156,10 @@ def train_model(
     the batch order and the augmentation; ``threads`` is torch's thread count (None: the
     default of :func:`~latent_atlas.threads.configure_threads`). The best weights (lowest
     validation loss) are restored into ``model`` before the test split is scored.
-    Deterministic for a given ``seed`` on the same machine.
+    Deterministic for a given ``seed`` on the same machine. ``on_epoch(epoch, model)`` runs
+    before the first epoch (epoch 0, the untrained model) and after each one, in eval mode and
+    with no effect on training (it must not change the model: snapshots read activations);
+    its time is kept apart in ``snapshot_seconds``.
     """
     config = TrainingConfig() if config is None else config
     if isinstance(config, TrainConfig):  # the earlier name carried the seed and threads
@@ -170,16 +180,32 @@ def train_model(
     result.bn_momentum = _set_bn_momentum(model, config.bn_momentum, loop.n_batches)
     loop.scheduler = _make_scheduler(loop.optimizer, config, loop.n_batches)
     started = time.perf_counter()
+    _call_hook(on_epoch, 0, model, result)
     for epoch in range(1, config.epochs + 1):
         record = _run_epoch(loop, epoch)
         result.history.append(record)
         result.epochs_run = epoch
+        _call_hook(on_epoch, epoch, model, result)
         if stopping.should_stop(epoch, record["val_loss"], model):
             result.stopped_early = True
             break
     result.best_epoch = stopping.best_epoch
     _finish(model, dataset, result, stopping.best_state, started)
     return result
+
+
+def _call_hook(hook: EpochHook | None, epoch: int, model: nn.Module, result: TrainResult) -> None:
+    """Run ``hook`` on the model in eval mode, timing it apart from training."""
+    if hook is None:
+        return
+    t0 = time.perf_counter()
+    was_training = model.training
+    model.eval()
+    try:
+        hook(epoch, model)
+    finally:
+        model.train(was_training)
+        result.snapshot_seconds += time.perf_counter() - t0
 
 
 @dataclass
@@ -365,7 +391,7 @@ def _finish(
     # back to the standard layout, so a model used after training computes exactly like one
     # loaded from its checkpoint
     model.to(memory_format=torch.contiguous_format)
-    result.seconds = time.perf_counter() - started
+    result.seconds = time.perf_counter() - started - result.snapshot_seconds
     train_seconds = sum(row["train_seconds"] for row in result.history)
     result.train_images_per_second = result.epochs_run * result.n_train / max(train_seconds, 1e-9)
     if len(dataset.x_test):

@@ -14,6 +14,7 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,7 +27,7 @@ from latent_atlas.activations import (
     as_probabilities,
     check_pool,
     pool_features,
-    run_extraction,
+    run_layers,
 )
 from latent_atlas.errors import ConfigError
 from latent_atlas.fileio import as_array_like
@@ -131,11 +132,16 @@ class LoadedModel:
         """Every layer with its output shape (shapes need a known input shape)."""
         raise NotImplementedError
 
-    def _start(self, layer: str, pool: str, threads: int | None) -> None:
-        """Prepare to extract ``layer`` (build a session, a graph, a hook)."""
+    def sweep_layers(self) -> list[str]:
+        """What ``--layers all`` maps: every layer, in forward order (modules: the layers a
+        container such as ``nn.Sequential`` holds, not the container nor a layer's parts)."""
+        return self.layer_names()
 
-    def _run(self, batch: np.ndarray, layer: str) -> tuple[np.ndarray, Any]:
-        """One preprocessed batch → (the layer's output, the model's output)."""
+    def _start(self, layers: tuple[str, ...], pool: str, threads: int | None) -> None:
+        """Prepare to extract ``layers`` in one pass (build a session, a graph, hooks)."""
+
+    def _run(self, batch: np.ndarray, layers: tuple[str, ...]) -> tuple[list[np.ndarray], Any]:
+        """One preprocessed batch → (each layer's output, in order; the model's output)."""
         raise NotImplementedError
 
     def _finish(self) -> None:
@@ -185,30 +191,48 @@ class LoadedModel:
         Feature maps are reduced by ``pool`` (see :func:`latent_atlas.activations.pool_features`).
         ``probabilities`` are the model's output as class probabilities when it is an N×K score
         vector, else None. With ``features_out`` the features stream into that ``.npy`` file
-        batch by batch (see :func:`latent_atlas.activations.run_extraction`).
+        batch by batch (see :func:`latent_atlas.activations.run_layers`).
         """
+        outs = {layer: features_out} if features_out else None
+        return self.extract_layers(
+            images, [layer], pool=pool, preprocess=preprocess, batch_size=batch_size,
+            threads=threads, progress=progress, features_out=outs,
+        )[layer]  # fmt: skip
+
+    def extract_layers(
+        self,
+        images: np.ndarray,
+        layers: Sequence[str],
+        *,
+        pool: str = "avg",
+        preprocess: Preprocess | None = None,
+        batch_size: int = EXTRACT_BATCH,
+        threads: int | None = None,
+        progress: bool = True,
+        features_out: Mapping[str, str | Path] | None = None,
+    ) -> dict[str, Activations]:
+        """:meth:`extract` for several layers in one pass over the images (each image runs
+        through the model once); a layer named in ``features_out`` streams into that file."""
         check_pool(pool)
-        self.check_layer(layer)
+        wanted = tuple(dict.fromkeys(self.check_layer(layer) for layer in layers))
+        if not wanted:
+            raise ConfigError("no layers to extract")
         images = as_array_like(images)  # (lazy images are decoded batch by batch below)
         if len(images) == 0:
             raise ConfigError("no images to extract activations from")
         pre = self.resolve_preprocess(preprocess, images.shape[1:])
 
-        def run_batch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-            values, output = self._run(pre.apply(batch), layer)
-            return pool_features(values, pool, self.channel_axis), as_probabilities(output)
+        def run_batch(batch: np.ndarray) -> tuple[list[np.ndarray], np.ndarray | None]:
+            values, output = self._run(pre.apply(batch), wanted)
+            pooled = [pool_features(v, pool, self.channel_axis) for v in values]
+            return pooled, as_probabilities(output)
 
-        self._start(layer, pool, threads)
+        self._start(wanted, pool, threads)
         try:
-            return run_extraction(
-                images,
-                run_batch,
-                layer=layer,
-                pool=pool,
-                batch_size=batch_size,
-                progress=progress,
-                features_out=features_out,
-            )
+            return run_layers(
+                images, run_batch, layers=wanted, pool=pool, batch_size=batch_size,
+                progress=progress, features_out=features_out,
+            )  # fmt: skip
         finally:
             self._finish()
 

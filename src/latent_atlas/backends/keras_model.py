@@ -36,7 +36,7 @@ class KerasModel(LoadedModel):
     model: Any = None
     kind: str = "keras"
     layout: str = "nhwc"
-    _extractors: dict[str, Any] = field(default_factory=dict, repr=False)
+    _extractors: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False)
 
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self.model.layers]
@@ -51,24 +51,26 @@ class KerasModel(LoadedModel):
             out.append(LayerInfo(layer.name, shape, type(layer).__name__))
         return out
 
-    def _start(self, layer: str, pool: str, threads: int | None) -> None:
+    def _start(self, layers: tuple[str, ...], pool: str, threads: int | None) -> None:
         keras = import_keras()
         if keras.backend.backend() == "torch":
             from latent_atlas.threads import configure_threads
 
             configure_threads(threads)
-        if layer not in self._extractors:
-            try:
-                output = self.model.get_layer(layer).output
-            except (AttributeError, ValueError) as exc:
-                raise ConfigError(f"layer {layer!r} has no single output ({exc})") from None
-            self._extractors[layer] = keras.Model(
-                self.model.inputs, [output, self.model.outputs[0]]
+        if layers not in self._extractors:
+            outputs = []
+            for layer in layers:
+                try:
+                    outputs.append(self.model.get_layer(layer).output)
+                except (AttributeError, ValueError) as exc:
+                    raise ConfigError(f"layer {layer!r} has no single output ({exc})") from None
+            self._extractors[layers] = keras.Model(
+                self.model.inputs, [*outputs, self.model.outputs[0]]
             )
 
-    def _run(self, batch: np.ndarray, layer: str) -> tuple[np.ndarray, Any]:
-        value, out = self._extractors[layer]([batch], training=False)
-        return _numpy(value), _numpy(out)
+    def _run(self, batch: np.ndarray, layers: tuple[str, ...]) -> tuple[list[np.ndarray], Any]:
+        *values, out = self._extractors[layers]([batch], training=False)
+        return [_numpy(v) for v in values], _numpy(out)
 
 
 def _numpy(value: Any) -> np.ndarray:

@@ -39,7 +39,7 @@ class OnnxModel(LoadedModel):
     kind: str = "onnx"
     _targets: dict[str, str] = field(default_factory=dict, repr=False)  # layer → tensor
     _listed: list[tuple[str, str]] = field(default_factory=list, repr=False)  # (layer, op)
-    _sessions: dict[str, Any] = field(default_factory=dict, repr=False)
+    _sessions: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False)
     _threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -64,49 +64,52 @@ class OnnxModel(LoadedModel):
         shapes = _inferred_shapes(self.proto, self._input_name, self.input_shape, self.layout)
         return [LayerInfo(name, shapes.get(self._targets[name]), op) for name, op in self._listed]
 
-    def _start(self, layer: str, pool: str, threads: int | None) -> None:
+    def _start(self, layers: tuple[str, ...], pool: str, threads: int | None) -> None:
         if threads != self._threads:
             self._sessions.clear()
             self._threads = threads
 
-    def _run(self, batch: np.ndarray, layer: str) -> tuple[np.ndarray, Any]:
-        tensor = self._targets[layer]
-        session = self._session(tensor)
+    def _run(self, batch: np.ndarray, layers: tuple[str, ...]) -> tuple[list[np.ndarray], Any]:
+        tensors = tuple(dict.fromkeys(self._targets[layer] for layer in layers))
+        session = self._session(tensors)
         step = self._fixed_batch or len(batch)
         outs, values = [], []
         for start in range(0, len(batch), step):
             chunk = batch[start : start + step].astype(self._input_dtype)
-            out, value = session.run([self._output_name, tensor], {self._input_name: chunk})
+            out, *found = session.run([self._output_name, *tensors], {self._input_name: chunk})
             outs.append(out)
-            values.append(value)
+            values.append(dict(zip(tensors, found, strict=True)))
         scores = all(isinstance(o, np.ndarray) and o.ndim for o in outs)
-        return np.asarray(np.concatenate(values), dtype=np.float32), (
-            np.concatenate(outs) if scores else None
-        )
+        features = [
+            np.asarray(np.concatenate([v[self._targets[layer]] for v in values]), dtype=np.float32)
+            for layer in layers
+        ]
+        return features, np.concatenate(outs) if scores else None
 
-    def _session(self, tensor: str) -> Any:
-        if tensor not in self._sessions:
+    def _session(self, tensors: tuple[str, ...]) -> Any:
+        if tensors not in self._sessions:
             onnx = require("onnx", "onnx", "onnx", "running ONNX models")
             ort = require("onnxruntime", "onnxruntime", "onnx", "running ONNX models")
             model = onnx.ModelProto()
             model.CopyFrom(self.proto)
-            if tensor not in {o.name for o in model.graph.output}:
-                known = {v.name: v for v in model.graph.value_info}
-                info = known.get(tensor) or onnx.helper.make_empty_tensor_value_info(tensor)
-                model.graph.output.append(info)
+            known = {v.name: v for v in model.graph.value_info}
+            for tensor in tensors:
+                if tensor not in {o.name for o in model.graph.output}:
+                    info = known.get(tensor) or onnx.helper.make_empty_tensor_value_info(tensor)
+                    model.graph.output.append(info)
             options = ort.SessionOptions()
             options.intra_op_num_threads = int(self._threads or available_cores())
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
             try:
-                self._sessions[tensor] = ort.InferenceSession(
+                self._sessions[tensors] = ort.InferenceSession(
                     model.SerializeToString(), options, providers=["CPUExecutionProvider"]
                 )
             except Exception as exc:  # onnxruntime raises its own exception types
                 raise LatentAtlasError(
                     f"{self.spec}: ONNX Runtime cannot run this model ({_first_line(exc)})"
                 ) from None
-        return self._sessions[tensor]
+        return self._sessions[tensors]
 
 
 def _image_input(graph: Any) -> Any:

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from latent_atlas.activations import capture_layer, inference_model, list_layers  # noqa: E402
+from latent_atlas.activations import capture_layers, inference_model, list_layers  # noqa: E402
 from latent_atlas.backends.base import LayerInfo, LoadedModel, PortableModel  # noqa: E402
 from latent_atlas.errors import ConfigError, LatentAtlasError  # noqa: E402
 from latent_atlas.models import (  # noqa: E402
@@ -53,13 +53,16 @@ class TorchModuleModel(LoadedModel):
     can_fold: ClassVar[bool] = True
     _stack: ExitStack | None = field(default=None, repr=False)
     _fast: nn.Module | None = field(default=None, repr=False)
-    _captured: list[torch.Tensor] = field(default_factory=list, repr=False)
+    _captured: dict[str, list[torch.Tensor]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.module.eval()
 
     def layer_names(self) -> list[str]:
         return list_layers(self.module)
+
+    def sweep_layers(self) -> list[str]:
+        return sweep_modules(self.module)
 
     def layers(self) -> list[LayerInfo]:
         shapes: dict[str, tuple[int, ...] | None] = {}
@@ -78,14 +81,14 @@ class TorchModuleModel(LoadedModel):
                     h.remove()
         return [LayerInfo(n, shapes.get(n), kinds[n]) for n in self.layer_names()]
 
-    def _start(self, layer: str, pool: str, threads: int | None) -> None:
+    def _start(self, layers: tuple[str, ...], pool: str, threads: int | None) -> None:
         configure_threads(threads)
         self._stack = ExitStack()
         # BatchNorm folded into the convolutions before it, channels-last: the fast copy
-        self._fast = inference_model(self.module, keep=layer) if self.fold else self.module
-        self._captured = self._stack.enter_context(capture_layer(self._fast, layer, pool))
+        self._fast = inference_model(self.module, keep=layers) if self.fold else self.module
+        self._captured = self._stack.enter_context(capture_layers(self._fast, layers, pool))
 
-    def _run(self, batch: np.ndarray, layer: str) -> tuple[np.ndarray, Any]:
+    def _run(self, batch: np.ndarray, layers: tuple[str, ...]) -> tuple[list[np.ndarray], Any]:
         x = torch.from_numpy(batch)
         if self.fold and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -99,7 +102,7 @@ class TorchModuleModel(LoadedModel):
                 f"{self.spec} does not run with BatchNorm folded and channels-last tensors "
                 f"({_first_line(exc)}); run it without --fold-batchnorm"
             ) from None
-        return self._captured.pop().numpy(), _to_numpy(out)
+        return [self._captured[layer].pop().numpy() for layer in layers], _to_numpy(out)
 
     def _finish(self) -> None:
         if self._stack is not None:
@@ -126,6 +129,22 @@ class TorchModuleModel(LoadedModel):
         with tempfile.TemporaryDirectory(prefix="latent-atlas-model-") as tmp:
             data = save_checkpoint(Path(tmp) / "model.pt", self.module, name, extra).read_bytes()
         return PortableModel(kind="file", data=data, suffix=".pt", fold=self.fold)
+
+
+_CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
+
+
+def sweep_modules(module: Any, prefix: str = "") -> list[str]:
+    """The layers of ``module`` in order: its children, containers opened (also compiled
+    TorchScript ones, known by their original class name)."""
+    names = []
+    for name, child in module.named_children():
+        kind = getattr(child, "original_name", type(child).__name__)
+        if kind in _CONTAINERS:
+            names += sweep_modules(child, f"{prefix}{name}.")
+        else:
+            names.append(prefix + name)
+    return names
 
 
 def _shape_hook(

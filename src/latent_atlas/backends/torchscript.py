@@ -51,6 +51,13 @@ class TorchScriptModel(LoadedModel):
     def layer_names(self) -> list[str]:
         return [name for name, _ in self.module.named_modules() if name]
 
+    def sweep_layers(self) -> list[str]:
+        from latent_atlas.backends.torch_module import sweep_modules
+
+        graph = self._graph()  # (a layer that computes nothing in the graph is left out)
+        found = sweep_modules(self.module)
+        return [n for n in found if self._output_value(n, graph, quiet=True) is not None]
+
     def layers(self) -> list[LayerInfo]:
         names = self.layer_names()
         modules = dict(self.module.named_modules())
@@ -69,17 +76,19 @@ class TorchScriptModel(LoadedModel):
                 shapes[n] = tuple(v.shape[1:]) if isinstance(v, torch.Tensor) else None
         return [LayerInfo(n, shapes.get(n), kinds[n]) for n in names]
 
-    def _start(self, layer: str, pool: str, threads: int | None) -> None:
+    def _start(self, layers: tuple[str, ...], pool: str, threads: int | None) -> None:
         configure_threads(threads)
-        self._function((layer,))  # finds the layer's output, or says why not
+        self._function(layers)  # finds the layers' outputs, or says why not
 
-    def _run(self, batch: np.ndarray, layer: str) -> tuple[np.ndarray, Any]:
-        fn = self._function((layer,))
+    def _run(self, batch: np.ndarray, layers: tuple[str, ...]) -> tuple[list[np.ndarray], Any]:
+        fn = self._function(layers)
         with torch.inference_mode():
-            out, (value,) = _split(fn(self.module, torch.from_numpy(batch)), 1)
-        if not isinstance(value, torch.Tensor):
-            raise ConfigError(f"layer {layer!r} returns {type(value).__name__}, not a tensor")
-        return value.float().numpy(), out.float().numpy() if isinstance(out, torch.Tensor) else None
+            out, values = _split(fn(self.module, torch.from_numpy(batch)), len(layers))
+        for layer, value in zip(layers, values, strict=True):
+            if not isinstance(value, torch.Tensor):
+                raise ConfigError(f"layer {layer!r} returns {type(value).__name__}, not a tensor")
+        scores = out.float().numpy() if isinstance(out, torch.Tensor) else None
+        return [v.float().numpy() for v in values], scores
 
     # -- the graph ---------------------------------------------------------------------------
 

@@ -54,6 +54,27 @@ def add_run(sub: Any) -> None:
         help="layer to extract (default: dense; `latent-atlas layers MODEL` lists them)",
     )
     p.add_argument(
+        "--layers",
+        type=values.methods,
+        metavar="LAYER,...",
+        help="map several layers of the same images, extracted in one pass: names as "
+        "`latent-atlas layers` prints them, 'all' (every layer), 'pixels' (the input images); "
+        "consecutive maps are aligned and compared (frames.csv, cka.csv, frames.png, frames.html)",
+    )
+    p.add_argument(
+        "--snapshots",
+        type=values.epochs,
+        metavar="EPOCHS",
+        help="keep the layers' activations at these training epochs (e.g. 0,1,2,5,10,best; 0: "
+        "the untrained network, best: the weights training keeps) and map each, aligned",
+    )
+    p.add_argument(
+        "--snapshot-layers",
+        type=values.methods,
+        metavar="LAYER,...",
+        help="the layers kept at the snapshots (default: --layers, or --layer)",
+    )
+    p.add_argument(
         "--pool",
         choices=POOLS,
         default="avg",
@@ -88,6 +109,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         fold_batchnorm=args.fold_batchnorm,
         training=options.training_from(args),
         layer=args.layer,
+        layers=args.layers or (),
+        snapshots=args.snapshots or (),
+        snapshot_layers=args.snapshot_layers or (),
         pool=args.pool,
         threads=args.threads,
         maps=options.maps_from(args),
@@ -256,7 +280,33 @@ def cmd_view(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = (add_run, add_layers, add_project, add_atlas, add_compare, add_view)
+def add_compare_runs(sub: Any) -> None:
+    p = sub.add_parser(
+        "compare-runs",
+        help="map two runs over the same images side by side, aligned",
+        description="Map the latent spaces of two runs over the same images (two checkpoints, "
+        "two recipes, two architectures) side by side in a new run directory: the second "
+        "map aligned to the first, frames.csv, linear CKA, a film strip, an animation and "
+        "frames.html (both side by side, hover and selection linked).",
+    )
+    p.add_argument("run_a", type=Path, help="a run directory")
+    p.add_argument("run_b", type=Path, help="another run directory over the same images")
+    p.add_argument("--space-a", help="the space of RUN_A (default: its first)")
+    p.add_argument("--space-b", help="the space of RUN_B (default: its first)")
+    options.add_maps(p)
+    p.set_defaults(func=cmd_compare_runs)
+
+
+def cmd_compare_runs(args: argparse.Namespace) -> int:
+    from latent_atlas.runpair import compare_runs
+
+    summary = compare_runs(args.run_a, args.run_b, args.out, space_a=args.space_a,
+                           space_b=args.space_b, maps=options.maps_from(args))  # fmt: skip
+    print(summary.format())
+    return 0
+
+
+COMMANDS = (add_run, add_layers, add_project, add_atlas, add_compare, add_compare_runs, add_view)
 
 
 def load_array(path: Path, what: str) -> Any:

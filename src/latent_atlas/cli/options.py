@@ -150,6 +150,12 @@ def add_maps(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--seed", type=int, default=0, help="seed for everything random (default: 0)")
     g.add_argument(
+        "--no-align",
+        action="store_true",
+        help="with several frames (layers, epochs, models), fit each frame's maps on their own "
+        "instead of aligned to the previous frame's",
+    )
+    g.add_argument(
         "--pca-dims",
         type=int,
         metavar="N",
@@ -205,6 +211,7 @@ def maps_from(args: argparse.Namespace) -> Any:
         metrics_max_samples=args.metrics_max_samples,
         atlas=atlas_from(args),
         large=LargeDataRecipe(threshold=args.large_threshold, sample=args.large_sample),
+        align=not args.no_align,
     )
 
 

@@ -11,6 +11,23 @@ def methods(text: str) -> tuple[str, ...]:
     return tuple(m.strip() for m in text.split(",") if m.strip())
 
 
+def epochs(text: str) -> tuple[int | str, ...]:
+    """``0,1,2,5,10,best`` → snapshot epochs (whole numbers from 0, and ``best``)."""
+    out: list[int | str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part == "best":
+            out.append(part)
+        elif part.isdigit():
+            out.append(int(part))
+        elif part:
+            raise argparse.ArgumentTypeError(
+                f"expected epochs such as 0,1,2,5,10,best (whole numbers, best), got {part!r}"
+            )
+    if not out:
+        raise argparse.ArgumentTypeError("expected at least one epoch, e.g. 0,1,5,best")
+    return tuple(out)
+
+
 def param(text: str) -> tuple[str, str, Any]:
     """``method.name=value`` with value parsed as JSON when it can be (numbers, true, null)."""
     try:

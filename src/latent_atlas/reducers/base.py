@@ -162,6 +162,10 @@ class Reducer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
 
     #: whether ``transform`` can place new points into a fitted map
     supports_transform: ClassVar[bool] = False
+    #: the parameter that takes a starting layout (an N×2 array), for aligned maps; None: none
+    init_param: ClassVar[str | None] = None
+    #: the standard deviation a starting layout is scaled to (None: the method rescales it)
+    init_scale: ClassVar[float | None] = None
     #: the fewest samples ``fit`` accepts
     min_samples: ClassVar[int] = 3
     #: what each parameter may be (see :func:`whole`, :func:`real`, :func:`word`...)

@@ -43,6 +43,8 @@ class TSNEReducer(Reducer):
     """
 
     supports_transform = True
+    init_param = "initialization"
+    init_scale = 1e-4
     EXACT_NEIGHBORS_MAX: ClassVar[int] = 20_000
     param_checks: ClassVar[Mapping[str, Check]] = {
         **Reducer.param_checks,
@@ -106,7 +108,11 @@ class TSNEReducer(Reducer):
             neighbors = "exact" if len(X) <= self.EXACT_NEIGHBORS_MAX else "annoy"
         self.neighbors_ = neighbors
         initialization = self.initialization
-        if initialization == "pca" and X.shape[1] < self.n_components:
+        if (
+            isinstance(initialization, str)
+            and initialization == "pca"
+            and X.shape[1] < self.n_components
+        ):
             warnings.warn(
                 f"TSNEReducer: a PCA start needs at least {self.n_components} features, the "
                 f"data has {X.shape[1]}; starting from a spectral layout instead",
@@ -176,6 +182,9 @@ class _KLPlateau:
 
 class SklearnTSNEReducer(Reducer):
     """scikit-learn's Barnes-Hut t-SNE: the article's own call (slower; for comparison)."""
+
+    init_param = "init"
+    init_scale = 1e-4
 
     param_checks: ClassVar[Mapping[str, Check]] = {
         **Reducer.param_checks,

@@ -24,6 +24,7 @@ class UMAPReducer(Reducer):
     """
 
     supports_transform = True
+    init_param = "init"
     EXACT_KNN_MAX: ClassVar[int] = 20_000
     param_checks: ClassVar[Mapping[str, Check]] = {
         **Reducer.param_checks,
@@ -66,7 +67,7 @@ class UMAPReducer(Reducer):
             self._adapt("n_neighbors", self.n_neighbors, len(X) - 1, f"{len(X)} samples")
         )
         init = self.init
-        if init == "spectral" and len(X) <= self.n_components + 1:
+        if isinstance(init, str) and init == "spectral" and len(X) <= self.n_components + 1:
             init = "random"
         exact = self.knn == "exact" or (self.knn == "auto" and len(X) <= self.EXACT_KNN_MAX)
         precomputed: tuple = (None, None, None)

@@ -5,12 +5,14 @@
 one from arrays alone. The page opens offline in any browser: every map with zoom and pan,
 thumbnails on hover, colouring by true or predicted class, correctness or confidence, box and
 lasso selection, latent-space neighbours, the scores table and the atlases. ``serve(run_dir)``
-serves a run directory on 127.0.0.1.
+serves a run directory on 127.0.0.1. ``build_frames_viewer(run_dir, [(space, label), ...])``
+writes ``frames.html``: several spaces of the same images as one animated map.
 
 Modules: ``data`` (:class:`ViewerData`, everything a page shows, from arrays or from a run's
 space), ``payload`` (the page's JSON from a ``ViewerData``), ``scores`` (the scores of a run's
 manifest and ``metrics.csv``), ``sprites`` (thumbnail sprite sheets), ``build`` (the page from
-the templates in ``templates/``, rebuilt only when stale), ``serve`` (the local server).
+the templates in ``templates/``, rebuilt only when stale), ``frames`` (the frames page),
+``serve`` (the local server).
 Nothing here imports torch, nor the map, pipeline, config or command-line modules.
 """
 
@@ -18,12 +20,15 @@ from __future__ import annotations
 
 from latent_atlas.viewer.build import VIEWER_FILE, build_viewer, ensure_viewer, ensure_viewers
 from latent_atlas.viewer.data import Atlas, ViewerData
+from latent_atlas.viewer.frames import FRAMES_FILE, build_frames_viewer
 from latent_atlas.viewer.serve import serve, serve_forever
 
 __all__ = [
+    "FRAMES_FILE",
     "VIEWER_FILE",
     "Atlas",
     "ViewerData",
+    "build_frames_viewer",
     "build_viewer",
     "ensure_viewer",
     "ensure_viewers",
