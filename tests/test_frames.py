@@ -204,6 +204,9 @@ def test_start_from_sets_a_default_start_only():
     assert start_from(tsne, ref)
     assert tsne.initialization.shape == (50, 2)
     assert abs(tsne.initialization[:, 0].std() - 1e-4) < 1e-9
+    assert tsne.early_exaggeration_iter == 0  # (it would scatter the start)
+    kept = TSNEReducer(early_exaggeration_iter=100)
+    assert start_from(kept, ref) and kept.early_exaggeration_iter == 100  # the user's choice
     assert start_from(UMAPReducer(), ref)
     assert not start_from(PCAReducer(), ref)
     assert not start_from(TSNEReducer(initialization="random"), ref)  # the user's choice

@@ -6,7 +6,8 @@ point moves only as much as its neighbourhood changes:
 - methods with a starting layout (t-SNE: openTSNE's ``initialization``, scikit-learn's ``init``;
   UMAP's ``init``; each reducer names it in ``init_param``) start from the reference map
   instead of their own PCA or spectral start, then optimise as usual, so their own
-  neighbourhoods decide where points end up;
+  neighbourhoods decide where points end up; t-SNE skips its early-exaggeration phase there
+  (``warm_start``), which would otherwise scatter the start and reassemble it elsewhere;
 - every map (PCA, Isomap, a method without a starting layout, and the others too) is then
   turned onto the reference by orthogonal Procrustes (rotation or reflection, and a shift; its
   scale is kept), which changes no distance within the map, so no score.
@@ -30,12 +31,17 @@ import numpy as np
 
 from latent_atlas.errors import ConfigError
 
+#: what an aligned map's step key records of how it was aligned; changing the recipe refits
+RECIPE = "start+warm+procrustes"
+
 
 def start_from(reducer: Any, reference: np.ndarray) -> bool:
     """Start ``reducer``'s optimisation from ``reference`` (an N×2 map of the same points).
 
     Only where the method has a starting layout (``init_param``) and the user left it at its
-    default; returns whether the start was set. openTSNE and scikit-learn's t-SNE get the
+    default; returns whether the start was set. The reducer's ``warm_start`` parameters are set
+    too where the user left them at their defaults (t-SNE skips early exaggeration: it would
+    pull the start apart and reassemble it elsewhere, measured in bench/RESULTS.md, "Frames"). openTSNE and scikit-learn's t-SNE get the
     layout scaled to a standard deviation of 1e-4 (``init_scale``, what both expect of a start);
     UMAP rescales any start itself.
     """
@@ -43,10 +49,13 @@ def start_from(reducer: Any, reference: np.ndarray) -> bool:
     name = getattr(cls, "init_param", None)
     if name is None:
         return False
-    default = inspect.signature(cls.__init__).parameters[name].default
-    current = reducer.get_params(deep=False).get(name)
-    if not (isinstance(current, str) and current == default):
+    defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+    params = reducer.get_params(deep=False)
+    current = params.get(name)
+    if not (isinstance(current, str) and current == defaults[name]):
         return False  # the user chose a start: theirs
+    warm = getattr(cls, "warm_start", {})
+    reducer.set_params(**{k: v for k, v in warm.items() if _same(params.get(k), defaults.get(k))})
     layout = np.asarray(reference, dtype=np.float64)
     layout = layout - layout.mean(axis=0)
     scale = getattr(cls, "init_scale", None)
@@ -55,6 +64,10 @@ def start_from(reducer: Any, reference: np.ndarray) -> bool:
         layout = layout * (scale / std)
     reducer.set_params(**{name: np.ascontiguousarray(layout, dtype=np.float32)})
     return True
+
+
+def _same(value: Any, default: Any) -> bool:
+    return type(value) is type(default) and value == default
 
 
 def procrustes_onto(embedding: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from latent_atlas.align import RECIPE as ALIGN_RECIPE
 from latent_atlas.align import procrustes_onto, start_from
 from latent_atlas.atlas import build_atlas, render_atlas
 from latent_atlas.compare import write_metrics
@@ -126,6 +127,7 @@ def fit_map(
     }
     if reference is not None:
         key["aligned_to"] = reference.key
+        key["align"] = ALIGN_RECIPE
     step, name = f"embedding:{spec.name}", embedding_file(spec.name)
     if not space.steps.is_done(step, key):
         reducer = spec.make(config.seed)

@@ -166,6 +166,9 @@ class Reducer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     init_param: ClassVar[str | None] = None
     #: the standard deviation a starting layout is scaled to (None: the method rescales it)
     init_scale: ClassVar[float | None] = None
+    #: parameters a fit started from a reference map takes, where the user left them at their
+    #: default (t-SNE: no early exaggeration, which would tear the start apart)
+    warm_start: ClassVar[Mapping[str, Any]] = {}
     #: the fewest samples ``fit`` accepts
     min_samples: ClassVar[int] = 3
     #: what each parameter may be (see :func:`whole`, :func:`real`, :func:`word`...)

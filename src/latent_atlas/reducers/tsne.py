@@ -45,6 +45,7 @@ class TSNEReducer(Reducer):
     supports_transform = True
     init_param = "initialization"
     init_scale = 1e-4
+    warm_start: ClassVar[Mapping[str, Any]] = {"early_exaggeration_iter": 0}
     EXACT_NEIGHBORS_MAX: ClassVar[int] = 20_000
     param_checks: ClassVar[Mapping[str, Check]] = {
         **Reducer.param_checks,
