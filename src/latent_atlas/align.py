@@ -41,9 +41,9 @@ def start_from(reducer: Any, reference: np.ndarray) -> bool:
     Only where the method has a starting layout (``init_param``) and the user left it at its
     default; returns whether the start was set. The reducer's ``warm_start`` parameters are set
     too where the user left them at their defaults (t-SNE skips early exaggeration: it would
-    pull the start apart and reassemble it elsewhere, measured in bench/RESULTS.md, "Frames"). openTSNE and scikit-learn's t-SNE get the
-    layout scaled to a standard deviation of 1e-4 (``init_scale``, what both expect of a start);
-    UMAP rescales any start itself.
+    pull the start apart and reassemble it elsewhere, measured in bench/RESULTS.md, "Frames").
+    openTSNE and scikit-learn's t-SNE get the layout scaled to a standard deviation of 1e-4
+    (``init_scale``, what both expect of a start); UMAP rescales any start itself.
     """
     cls = type(reducer)
     name = getattr(cls, "init_param", None)
