@@ -210,6 +210,9 @@ def test_start_from_sets_a_default_start_only():
     assert start_from(UMAPReducer(), ref)
     assert not start_from(PCAReducer(), ref)
     assert not start_from(TSNEReducer(initialization="random"), ref)  # the user's choice
+    from latent_atlas.maps import _params
+
+    assert _params(tsne)["initialization"] == "array 50×2"  # (the manifest stays small)
 
 
 @pytest.mark.slow

@@ -382,8 +382,8 @@ def _plain(value: Any) -> Any:
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
+    if isinstance(value, np.ndarray):  # (a starting layout: its shape, not 20,000 numbers)
+        return value.tolist() if value.size <= 16 else f"array {'×'.join(map(str, value.shape))}"
     if isinstance(value, bool | int | float | str) or value is None:
         return value
     if isinstance(value, tuple | list):

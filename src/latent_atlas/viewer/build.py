@@ -30,11 +30,19 @@ from latent_atlas.errors import ConfigError
 from latent_atlas.fileio import save_bytes
 from latent_atlas.runs import RunDir, SpaceDir, fingerprint
 from latent_atlas.viewer.data import ViewerData
-from latent_atlas.viewer.payload import MAX_POINTS, Selection, check_options, payload_of, select
+from latent_atlas.viewer.payload import (
+    MAX_POINTS,
+    MAX_THUMBNAILS,
+    Selection,
+    check_options,
+    payload_of,
+    select,
+)
 
 VIEWER_FILE = "viewer.html"
 KEY_META = "latent-atlas-viewer"
-TEMPLATE_FILES = ("viewer.html", "viewer.css", "viewer.js")
+SCRIPT_FILES = ("render.js", "viewer.js")  # one inline script, in this order
+TEMPLATE_FILES = ("viewer.html", "viewer.css", *SCRIPT_FILES)
 _ESCAPES = {
     "<": "\\u003c",
     ">": "\\u003e",
@@ -62,7 +70,7 @@ def _csp_hash(text: str) -> str:
 
 def render_html(payload: dict[str, Any], key: str = "") -> str:
     """The page for ``payload`` (see :func:`latent_atlas.viewer.payload.build_payload`)."""
-    css, js = template("viewer.css"), template("viewer.js")
+    css, js = template("viewer.css"), "\n".join(template(name) for name in SCRIPT_FILES)
     for name, text, end in (("viewer.css", css, "</style"), ("viewer.js", js, "</script")):
         if end in text.lower():  # would end the inline block early
             raise RuntimeError(f"template {name} must not contain {end}")
@@ -93,7 +101,7 @@ def stored_key(page: str | Path) -> str | None:
 def viewer_key(
     data: ViewerData,
     *,
-    max_thumbnails: int | None = 10_000,
+    max_thumbnails: int | None = MAX_THUMBNAILS,
     k: int = 10,
     seed: int | None = None,
     max_points: int | None = MAX_POINTS,
@@ -120,6 +128,9 @@ def _key(data: ViewerData, chosen: Selection, options: dict[str, Any]) -> str:
             "images": chosen.images,
             "features": chosen.features,
         },
+        "trust": None
+        if data.trust is None
+        else [data.trust.sample, data.trust.k, data.trust.kept, data.trust.reading],
         "class_names": data.class_names,
         "scores": [data.scores, data.score_sources],
         "atlases": [
@@ -141,7 +152,7 @@ def build_viewer(
     out: str | Path | None = None,
     *,
     space: str | None = None,
-    max_thumbnails: int | None = 10_000,
+    max_thumbnails: int | None = MAX_THUMBNAILS,
     k: int = 10,
     seed: int | None = None,
 ) -> Path:
@@ -173,7 +184,7 @@ def ensure_viewer(
     out: str | Path | None = None,
     *,
     space: str | None = None,
-    max_thumbnails: int | None = 10_000,
+    max_thumbnails: int | None = MAX_THUMBNAILS,
     k: int = 10,
     seed: int | None = None,
 ) -> tuple[Path, bool]:
@@ -186,7 +197,7 @@ def ensure_viewer(
 def ensure_viewers(
     run_dir: str | os.PathLike[str] | RunDir,
     *,
-    max_thumbnails: int | None = 10_000,
+    max_thumbnails: int | None = MAX_THUMBNAILS,
     k: int = 10,
     seed: int | None = None,
 ) -> list[tuple[Path, bool]]:

@@ -73,6 +73,9 @@ class ViewerData:
         title: the name in the header (a run's name, with its space's when it has several).
         seed: the default seed of the page's samples (a run's seed; None: 0).
         notes: sentences the page shows about the data (say, a file that was left out).
+        trust: where each map can be trusted, per point (a
+            :class:`~latent_atlas.trust.PointTrust` of these points: ``sample``, ``k``, and
+            per map ``kept`` and ``reading``); the page colours points by it.
     """
 
     embeddings: dict[str, np.ndarray]
@@ -91,6 +94,7 @@ class ViewerData:
     title: str = "latent-atlas"
     seed: int | None = None
     notes: list[str] = field(default_factory=list)
+    trust: Any = None
 
     def __post_init__(self) -> None:
         self.embeddings = _check_embeddings(self.embeddings)
@@ -112,6 +116,7 @@ class ViewerData:
         self.atlases = [_as_atlas(a) for a in self.atlases]
         self.info = _check_info(self.info)
         self.title, self.notes = str(self.title), [str(s) for s in self.notes]
+        _check_trust(self.trust, n)
         if self.seed is not None and (not isinstance(self.seed, int | np.integer) or self.seed < 0):
             raise ConfigError(f"seed must be a non-negative integer or None, got {self.seed!r}")
 
@@ -161,6 +166,23 @@ class ViewerData:
 
 
 # -- checks -----------------------------------------------------------------------------------
+
+
+def _check_trust(trust: Any, n: int) -> None:
+    if trust is None:
+        return
+    sample = np.asarray(getattr(trust, "sample", None))
+    if sample.ndim != 1 or not np.issubdtype(sample.dtype, np.integer):
+        raise ConfigError("trust.sample must be a 1-d array of point indices")
+    if sample.size and (sample.min() < 0 or sample.max() >= n or (np.diff(sample) <= 0).any()):
+        raise ConfigError(f"trust.sample must hold increasing indices below {n}")
+    for what in ("kept", "reading"):
+        for name, values in getattr(trust, what).items():
+            if np.shape(values) != sample.shape:
+                raise ConfigError(
+                    f"trust.{what}[{name!r}] holds {np.shape(values)} values for "
+                    f"{len(sample)} points"
+                )
 
 
 def _check_embeddings(embeddings: Any) -> dict[str, np.ndarray]:

@@ -22,7 +22,10 @@ from latent_atlas.viewer.data import Atlas, ViewerData
 from latent_atlas.viewer.scores import scores_table
 from latent_atlas.viewer.sprites import build_sprites
 
-MAX_POINTS = 200_000  # points drawn one by one; a larger run shows a seeded sample of this many
+MAX_POINTS = 2_000_000  # points drawn one by one; a larger run shows a seeded sample of this many
+MAX_THUMBNAILS = 100_000  # points with a thumbnail and neighbours (a seeded sample above)
+THUMB_PIXELS = 100_000 * 16 * 16  # thumbnail pixels in all: 16 px at 100,000, 32 px at 25,000
+MAX_THUMB_PX = 64  # the largest thumbnail side
 MAX_ATLAS_BYTES = 32 * 2**20  # larger atlas PNGs are left out of the page (with a note)
 ATLAS_WEBP_FROM = 256 * 2**10  # larger atlas PNGs are embedded as lossy WebP
 ATLAS_WEBP_QUALITY = 90
@@ -136,7 +139,7 @@ def page_seed(data: ViewerData, seed: int | None) -> int:
 def select(
     data: ViewerData,
     *,
-    max_thumbnails: int | None = 10_000,
+    max_thumbnails: int | None = MAX_THUMBNAILS,
     seed: int | None = None,
     max_points: int | None = MAX_POINTS,
     neighbours: bool = True,
@@ -158,7 +161,7 @@ def select(
 def build_payload(
     data: ViewerData,
     *,
-    max_thumbnails: int | None = 10_000,
+    max_thumbnails: int | None = MAX_THUMBNAILS,
     k: int = 10,
     seed: int | None = None,
     max_points: int | None = MAX_POINTS,
@@ -202,14 +205,52 @@ def payload_of(data: ViewerData, chosen: Selection, k: int) -> dict[str, Any]:
         "seed": seed,
         "indices": None if len(sample) == n else encode_array(smallest_uint(sample)),
     }
-    if len(sample) < n:
+    if 0 < len(sample) < n:
         notes.append(
             f"thumbnails and neighbours cover a seeded sample (seed {seed}) of {len(sample):,} "
             f"of the {n:,} points drawn"
         )
     payload["thumbs"] = _thumbs(chosen.images, notes)
     payload["neighbours"] = _neighbours(chosen.features, k, notes)
+    payload["trust"] = trust_payload(data, rows, notes)
     return payload
+
+
+def trust_payload(data: ViewerData, rows: np.ndarray, notes: list[str]) -> dict[str, Any] | None:
+    """Where each map can be trusted, per scored point (:mod:`latent_atlas.trust`): the share
+    of its neighbours kept (0..255 for 0..1) and its reading (a code into ``readings``)."""
+    trust = data.trust
+    if trust is None:
+        return None
+    from latent_atlas.trust import READING_HELP, READINGS
+
+    scored = np.asarray(trust.sample, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(rows, scored), len(rows) - 1)
+    drawn = rows[pos] == scored
+    pos, keep = pos[drawn], np.flatnonzero(drawn)
+    maps = {}
+    for name in data.embeddings:
+        if name in trust.kept:
+            kept = np.clip(np.nan_to_num(np.asarray(trust.kept[name])[keep]), 0, 1)
+            maps[name] = {
+                "kept": encode_array(np.round(kept * 255).astype(np.uint8)),
+                "reading": encode_array(np.asarray(trust.reading[name])[keep].astype(np.uint8)),
+            }
+    if not maps:
+        return None
+    if len(pos) < len(rows):
+        notes.append(
+            f"where a map can be trusted is scored on a seeded sample of {len(pos):,} of the "
+            f"{len(rows):,} points drawn; the others are drawn grey beneath them"
+        )
+    all_rows = len(pos) == len(rows)
+    return {
+        "points": None if all_rows else encode_array(smallest_uint(pos)),
+        "k": int(trust.k),
+        "readings": list(READINGS),
+        "about": [READING_HELP[r] for r in READINGS],
+        "maps": maps,
+    }
 
 
 def _points(data: ViewerData, rows: np.ndarray) -> dict[str, Any]:
@@ -279,11 +320,19 @@ def _atlases(atlases: list[Atlas], notes: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def thumb_side(n: int) -> int:
+    """The largest thumbnail side for ``n`` thumbnails: all of them hold at most
+    :data:`THUMB_PIXELS` pixels (so decoded sheets stay near 100 MiB), in steps of 16 px from
+    16 (WebP's macroblock) up to :data:`MAX_THUMB_PX`."""
+    side = int((THUMB_PIXELS / max(n, 1)) ** 0.5) // 16 * 16
+    return max(16, min(MAX_THUMB_PX, side))
+
+
 def _thumbs(images: np.ndarray | None, notes: list[str]) -> dict[str, Any] | None:
     if images is None:
         return None
     try:
-        return build_sprites(images).to_json()
+        return build_sprites(images, max_size=thumb_side(len(images))).to_json()
     except ConfigError as exc:
         notes.append(f"the images cannot be shown: {exc}")
         return None

@@ -9,6 +9,8 @@ projections table or without any map is one clear error.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from latent_atlas.errors import LatentAtlasError
@@ -19,6 +21,7 @@ from latent_atlas.viewer.scores import gather_scores
 
 PROJECTIONS = "projections.parquet"
 IMAGES = "images.npy"
+TRUST_FILE = "trust.parquet"  # (written by latent_atlas.trust)
 
 
 def read_space(space: SpaceDir) -> ViewerData:
@@ -57,7 +60,22 @@ def read_space(space: SpaceDir) -> ViewerData:
         title=_space_title(space),
         seed=run.seed,
         notes=notes,
+        trust=_space_trust(space, embeddings, n, notes),
     )
+
+
+def _space_trust(space: SpaceDir, embeddings: dict, n: int, notes: list[str]) -> Any:
+    """The space's per-point trust (``trust.parquet``), if it has one that fits its maps."""
+    path = space.file(TRUST_FILE)
+    if not path.is_file():
+        return None
+    from latent_atlas.trust import read_trust
+
+    trust = read_trust(path)
+    if trust is None or (len(trust.sample) and int(trust.sample.max()) >= n):
+        notes.append(f"{TRUST_FILE} does not fit this space's points; left out")
+        return None
+    return trust
 
 
 def _projections(space: SpaceDir) -> dict[str, np.ndarray]:

@@ -20,13 +20,17 @@
     uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, int32: Int32Array,
     float32: Float32Array,
   };
+  const fromBase64 = typeof Uint8Array.fromBase64 === "function"
+    ? (b64) => Uint8Array.fromBase64(b64) // (native, several times faster than atob)
+    : (b64) => {
+      const bin = atob(b64), n = bin.length, bytes = new Uint8Array(n);
+      for (let i = 0; i < n; i++) bytes[i] = bin.charCodeAt(i);
+      return bytes;
+    };
   function decode(a) {
     if (!a) return null;
-    const bin = atob(a.b64);
-    const n = bin.length;
-    const bytes = new Uint8Array(n);
-    for (let i = 0; i < n; i++) bytes[i] = bin.charCodeAt(i);
-    return new TYPES[a.dtype](bytes.buffer, 0, a.length);
+    const bytes = fromBase64(a.b64);
+    return new TYPES[a.dtype](bytes.buffer, bytes.byteOffset, a.length);
   }
 
   const D = JSON.parse($("la-data").textContent);
@@ -64,7 +68,7 @@
       m.xs[i] = x0 + qx[i] * sx;
       m.ys[i] = y0 + qy[i] * sy;
     }
-    m.grid = buildGrid(m);
+    m.grid = null; // (built on the first hover or click: gridOf)
     m.raw = null;
     return m;
   }
@@ -124,12 +128,60 @@
       const lo = b / CONF_BINS, hi = (b + 1) / CONF_BINS;
       cats.push({ name: `confidence ${lo.toFixed(1)}–${hi.toFixed(1)}`, rgb: viridis((lo + hi) / 2) });
     }
-    MODES.confidence = { cats, catOf: bins, continuous: true };
+    MODES.confidence = { cats, catOf: bins, value: confidence };
   }
-  for (const mode of Object.values(MODES)) {
+  for (const mode of Object.values(MODES)) countCats(mode);
+  function countCats(mode) {
     mode.counts = new Int32Array(mode.cats.length);
     for (let i = 0; i < N; i++) mode.counts[mode.catOf[i]]++;
   }
+
+  // where each map can be trusted (latent_atlas.trust): modes of their own for every map
+  const TR = D.trust;
+  const trustSlots = TR && TR.points ? decode(TR.points) : null;
+  const READING_RGB = [[160, 172, 188], [215, 48, 39], [253, 141, 60], [118, 42, 131]];
+  const UNSCORED = { name: "not scored", rgb: [226, 229, 234] };
+  const KEPT_BINS = 5;
+  const perMap = {};
+  if (TR) {
+    MODES.kept = { perMap: true, what: "neighbourhood kept" };
+    MODES.reading = { perMap: true, what: "confusion reading" };
+  }
+  function trustOf(kind, mi) {
+    const key = `${kind}:${mi}`;
+    if (perMap[key]) return perMap[key];
+    const t = TR.maps[methods[mi].name];
+    const raw = t ? decode(kind === "kept" ? t.kept : t.reading) : new Uint8Array(0);
+    const pointOf = (s) => (trustSlots ? trustSlots[s] : s);
+    let mode;
+    if (kind === "reading") {
+      const cats = TR.readings.map((name, c) => ({ name, rgb: READING_RGB[c % 4], about: TR.about[c] }));
+      const catOf = new Uint8Array(N).fill(cats.length);
+      for (let s = 0; s < raw.length; s++) catOf[pointOf(s)] = raw[s];
+      mode = { cats: [...cats, UNSCORED], catOf, scored: raw.length };
+    } else {
+      const sorted = Float32Array.from(raw).sort();
+      const lo = raw.length ? sorted[Math.floor(0.02 * (raw.length - 1))] / 255 : 0;
+      const hi = raw.length ? Math.max(lo + 1e-3, sorted[Math.floor(0.98 * (raw.length - 1))] / 255) : 1;
+      const value = new Float32Array(N).fill(NaN), catOf = new Uint8Array(N).fill(KEPT_BINS);
+      for (let s = 0; s < raw.length; s++) {
+        const i = pointOf(s), t = (raw[s] / 255 - lo) / (hi - lo);
+        value[i] = t;
+        catOf[i] = Math.max(0, Math.min(KEPT_BINS - 1, Math.floor(t * KEPT_BINS)));
+      }
+      const cats = [];
+      for (let b = 0; b < KEPT_BINS; b++) {
+        const a = lo + ((hi - lo) * b) / KEPT_BINS, z = lo + ((hi - lo) * (b + 1)) / KEPT_BINS;
+        const name = b === 0 ? `≤ ${z.toFixed(2)}` : b === KEPT_BINS - 1 ? `≥ ${a.toFixed(2)}` : `${a.toFixed(2)}–${z.toFixed(2)}`;
+        cats.push({ name: `kept ${name}`, rgb: viridis((b + 0.5) / KEPT_BINS) });
+      }
+      mode = { cats: [...cats, UNSCORED], catOf, value, scored: raw.length, range: [lo, hi] };
+    }
+    countCats(mode);
+    perMap[key] = mode;
+    return mode;
+  }
+  const modeNow = () => (MODES[st.mode].perMap ? trustOf(st.mode, st.m) : MODES[st.mode]);
 
   // drawing order: a seeded shuffle, so that no class always lies on top
   function mulberry32(seed) {
@@ -152,47 +204,66 @@
     }
   }
   const orders = {};
-  function orderFor(mode) {
-    if (orders[mode]) return orders[mode];
+  function orderFor(name) {
+    const key = MODES[name].perMap ? `${name}:${st.m}` : name;
+    if (orders[key]) return orders[key];
     let order = baseOrder;
-    if (mode === "correct") { // wrong on top
-      const w = MODES.correct.catOf;
-      order = new Uint32Array(N);
-      let p = 0;
-      for (const want of [0, 1]) for (let j = 0; j < N; j++) if (w[baseOrder[j]] === want) order[p++] = baseOrder[j];
-    } else if (mode === "confidence") { // least confident on top
-      order = Uint32Array.from(baseOrder).sort((a, b) => confidence[b] - confidence[a]);
+    const mode = modeNow();
+    if (name === "correct") order = byRank(mode.catOf, [0, 1]); // wrong on top
+    else if (name === "reading") order = byRank(mode.catOf, [mode.cats.length - 1, 0, 1, 2, 3]); // rare on top
+    else if (mode.value) { // least on top, the unscored beneath
+      const v = mode.value, low = (i) => (Number.isNaN(v[i]) ? 2 : v[i]);
+      order = Uint32Array.from(baseOrder).sort((a, b) => low(b) - low(a));
     }
-    orders[mode] = order;
+    orders[key] = order;
+    return order;
+  }
+  function byRank(catOf, ranks) {
+    const order = new Uint32Array(N);
+    let p = 0;
+    for (const want of ranks) for (let j = 0; j < N; j++) if (catOf[baseOrder[j]] === want) order[p++] = baseOrder[j];
     return order;
   }
 
   // ---- state ----------------------------------------------------------------------------------
   const st = {
     m: 0, mode: "label", tool: "pan",
-    size: N > 20000 ? 2 : N > 2000 ? 3 : 4,
+    size: N > 500000 ? 1 : N > 20000 ? 2 : N > 2000 ? 3 : 4, opacity: "auto", images: true,
     hidden: {}, vis: new Uint8Array(N).fill(1), nVisible: N,
     sel: null, selMask: null, picked: -1, hover: -1,
     view: { k: 1, ox: 0, oy: 0 }, fitK: 1, W: 0, H: 0, dpr: 1, fitted: false,
+    version: 0, // bumped when colours, visibility or the selection change
   };
   for (const key of Object.keys(MODES)) st.hidden[key] = new Set();
   const colors32 = new Uint32Array(N), dim32 = new Uint32Array(N);
   const BG = [255, 255, 255], BG32 = pack(BG);
 
+  const dimmed = (c) => [c[0] + (BG[0] - c[0]) * 0.75, c[1] + (BG[1] - c[1]) * 0.75, c[2] + (BG[2] - c[2]) * 0.75];
+  const RAMP = 256; // continuous values: viridis in 256 steps
   function computeColors() {
-    const mode = MODES[st.mode];
-    const cats = mode.cats.map((c) => c.rgb);
+    st.version++;
+    const mode = modeNow(), v = mode.value, catOf = mode.catOf;
+    const cats = Uint32Array.from(mode.cats, (c) => pack(c.rgb));
+    const catsDim = Uint32Array.from(mode.cats, (c) => pack(dimmed(c.rgb)));
+    const ramp = new Uint32Array(RAMP), rampDim = new Uint32Array(RAMP);
+    for (let r = 0; r < RAMP; r++) {
+      const c = viridis(r / (RAMP - 1));
+      ramp[r] = pack(c); rampDim[r] = pack(dimmed(c));
+    }
     for (let i = 0; i < N; i++) {
-      const c = mode.continuous ? viridis(confidence[i]) : cats[mode.catOf[i]];
-      colors32[i] = pack(c);
-      dim32[i] = pack([c[0] + (BG[0] - c[0]) * 0.75, c[1] + (BG[1] - c[1]) * 0.75, c[2] + (BG[2] - c[2]) * 0.75]);
+      if (v && !Number.isNaN(v[i])) {
+        const r = Math.max(0, Math.min(RAMP - 1, Math.round(v[i] * (RAMP - 1))));
+        colors32[i] = ramp[r]; dim32[i] = rampDim[r];
+      } else { colors32[i] = cats[catOf[i]]; dim32[i] = catsDim[catOf[i]]; }
     }
   }
   function computeVisibility() {
-    const mode = MODES[st.mode], hidden = st.hidden[st.mode];
+    st.version++;
+    const mode = modeNow(), hidden = st.hidden[st.mode], catOf = mode.catOf;
+    const shown = Uint8Array.from(mode.cats, (_, c) => (hidden.has(c) ? 0 : 1));
     let n = 0;
     for (let i = 0; i < N; i++) {
-      const v = hidden.has(mode.catOf[i]) ? 0 : 1;
+      const v = shown[catOf[i]];
       st.vis[i] = v;
       n += v;
     }
@@ -240,16 +311,11 @@
   const toDataY = (sy) => (st.view.oy - sy) / st.view.k;
   const radiusCss = () => st.size - 1;
 
-  function makeStamp(W, R) {
-    const offs = [], dx = [], dy = [];
-    for (let y = -R; y <= R; y++) {
-      for (let x = -R; x <= R; x++) {
-        if (x * x + y * y <= R * R + R * 0.8) { offs.push(y * W + x); dx.push(x); dy.push(y); }
-      }
-    }
-    return { W, R, offs: Int32Array.from(offs), dx: Int32Array.from(dx), dy: Int32Array.from(dy) };
-  }
-
+  const DENSITY_FROM = 30000; // "auto" opacity: by density from this many visible points
+  // images as points: from this zoom (× the fitted view), at most this many, covering at most
+  const IMAGES_FROM_ZOOM = 1.5, MOST_IMAGES = 4000, IMAGE_COVER = 0.7;
+  const last = { density: 0, images: 0 };
+  let gathered = null; // the points to draw, in order (LARender.gather), for st.version
   function renderBase() {
     const t0 = performance.now();
     const m = ensureMethod(methods[st.m]);
@@ -260,32 +326,21 @@
     }
     buf.fill(BG32);
     const R = Math.round(radiusCss() * st.dpr);
-    if (!stamp || stamp.W !== W || stamp.R !== R) stamp = makeStamp(W, R);
-    const { offs, dx, dy } = stamp, T = offs.length;
-    const k = st.view.k * st.dpr, ox = st.view.ox * st.dpr, oy = st.view.oy * st.dpr;
-    const xs = m.xs, ys = m.ys, vis = st.vis, sel = st.selMask;
-    const order = orderFor(st.mode);
-    const draw = (want) => {
-      const colors = sel && want === 0 ? dim32 : colors32;
-      for (let j = 0; j < N; j++) {
-        const i = order[j];
-        if (!vis[i] || (sel && sel[i] !== want)) continue;
-        const px = Math.round(ox + xs[i] * k), py = Math.round(oy - ys[i] * k);
-        if (px < -R || py < -R || px >= W + R || py >= H + R) continue;
-        const c = colors[i];
-        if (px >= R && py >= R && px < W - R && py < H - R) {
-          const base = py * W + px;
-          for (let t = 0; t < T; t++) buf[base + offs[t]] = c;
-        } else {
-          for (let t = 0; t < T; t++) {
-            const qx = px + dx[t], qy = py + dy[t];
-            if (qx >= 0 && qy >= 0 && qx < W && qy < H) buf[qy * W + qx] = c;
-          }
-        }
-      }
-    };
-    if (sel) { draw(0); draw(1); } else draw(-1);
+    if (!stamp || stamp.W !== W || stamp.R !== R) stamp = LARender.makeStamp(W, R);
+    const P = { W, H, buf, k: st.view.k * st.dpr, ox: st.view.ox * st.dpr, oy: st.view.oy * st.dpr, stamp };
+    const key = `${st.m}|${st.mode}|${st.version}`;
+    if (!gathered || gathered.key !== key) {
+      gathered = LARender.gather(orderFor(st.mode), m.xs, m.ys, st.vis, st.selMask, colors32, dim32);
+      gathered.key = key;
+    }
+    const byDensity = st.opacity === "density" || (st.opacity === "auto" && st.nVisible >= DENSITY_FROM);
+    last.density = byDensity ? LARender.density(P, gathered, BG) : (LARender.paint(P, gathered, null), 0);
     mapCtx.putImageData(imgData, 0, 0);
+    const zoomed = st.view.k >= st.fitK * IMAGES_FROM_ZOOM;
+    last.images = st.images && TH && zoomed ? LARender.images(mapCtx, {
+      slots: S, pointOf: pointOfSlot, xs: m.xs, ys: m.ys, vis: st.vis, k: P.k, ox: P.ox, oy: P.oy,
+      W, H, side: Math.round(Math.max(TH.width, 24) * st.dpr), TH, sheets, colors: colors32, dpr: st.dpr,
+    }, MOST_IMAGES, IMAGE_COVER) : 0;
     updateStatus();
     record(renderTimes, performance.now() - t0);
   }
@@ -362,7 +417,7 @@
 
   // ---- hit testing ----------------------------------------------------------------------------
   function nearest(sx, sy, maxPx) {
-    const m = ensureMethod(methods[st.m]), g = m.grid;
+    const m = ensureMethod(methods[st.m]), g = m.grid || (m.grid = buildGrid(m));
     const X = toDataX(sx), Y = toDataY(sy), Rd = maxPx / st.view.k;
     const cx0 = Math.max(0, Math.floor((X - Rd - g.x0) / g.cw));
     const cx1 = Math.min(g.G - 1, Math.floor((X + Rd - g.x0) / g.cw));
@@ -447,10 +502,18 @@
       pr.className = ok ? "" : "tt-wrong";
     } else pr.textContent = "";
     $("tooltip-conf").textContent = confidence ? `confidence: ${confidence[i].toFixed(3)}` : "";
+    $("tooltip-trust").textContent = trustText(i);
     const has = drawThumb(tipThumb, i);
     tipThumb.hidden = !has;
     $("tooltip-note").textContent = !TH ? "" : has ? "" : "no thumbnail (outside the sample)";
     tip.hidden = false;
+  }
+  function trustText(i) {
+    if (!TR) return "";
+    const r = trustOf("reading", st.m), kept = trustOf("kept", st.m);
+    if (r.catOf[i] >= TR.readings.length) return `${methods[st.m].name}: not scored (outside the sample)`;
+    const [lo, hi] = kept.range, v = lo + kept.value[i] * (hi - lo);
+    return `${methods[st.m].name}: ${r.cats[r.catOf[i]].name} · ${v.toFixed(2)} of ${TR.k}-NN kept`;
   }
   function placeTip(clientX, clientY) {
     if (tip.hidden) return;
@@ -570,6 +633,7 @@
       st.selMask = new Uint8Array(N);
       for (const i of st.sel) st.selMask[i] = 1;
     }
+    st.version++;
     updateSelectionPanel();
     schedule(true);
   }
@@ -656,7 +720,7 @@
   function renderLegend() {
     const box = $("legend");
     box.replaceChildren();
-    const mode = MODES[st.mode], hidden = st.hidden[st.mode];
+    const mode = modeNow(), hidden = st.hidden[st.mode];
     mode.cats.forEach((cat, c) => {
       if (!mode.counts[c]) return;
       const b = el("button", "legend-item");
@@ -666,7 +730,10 @@
       b.title = hidden.has(c) ? "click to show" : "click to hide";
       const sw = el("span", "swatch");
       sw.style.background = rgbCss(cat.rgb);
-      b.append(sw, el("span", "legend-name", cat.name), el("span", "legend-count", fmtInt(mode.counts[c])));
+      let count = fmtInt(mode.counts[c]);
+      if (mode.scored && c < mode.cats.length - 1) count += ` · ${((100 * mode.counts[c]) / mode.scored).toFixed(1)}%`;
+      if (cat.about) b.title = `${cat.about} (${b.title})`;
+      b.append(sw, el("span", "legend-name", cat.name), el("span", "legend-count", count));
       b.addEventListener("click", () => {
         if (hidden.has(c)) hidden.delete(c); else hidden.add(c);
         computeVisibility();
@@ -760,7 +827,7 @@
     const hiddenN = N - st.nVisible;
     let s = `${methods[st.m].name} · ${fmtInt(N)} points`;
     if (hiddenN) s += ` (${fmtInt(hiddenN)} hidden)`;
-    if (S < N) s += ` · thumbnails for a sample of ${fmtInt(S)}`;
+    if (S && S < N) s += ` · thumbnails for a sample of ${fmtInt(S)}`;
     $("status").textContent = s;
   }
 
@@ -770,6 +837,7 @@
     ensureMethod(methods[mi]);
     fit();
     setHover(-1);
+    if (MODES[st.mode].perMap) { computeColors(); computeVisibility(); renderLegend(); }
     renderMethodButtons();
     renderMetrics();
     schedule(true);
@@ -835,6 +903,14 @@
   const colorBy = $("color-by");
   for (const opt of colorBy.options) if (!MODES[opt.value]) opt.disabled = true;
   colorBy.addEventListener("change", () => setMode(colorBy.value));
+  const opacityBy = $("opacity");
+  opacityBy.value = st.opacity;
+  opacityBy.addEventListener("change", () => { st.opacity = opacityBy.value; schedule(true); });
+  const imagesBox = $("images");
+  imagesBox.checked = st.images;
+  imagesBox.disabled = !TH;
+  imagesBox.addEventListener("change", () => { st.images = imagesBox.checked; schedule(true); });
+  thumbsReady.then(() => { if (st.images) schedule(true); });
   const sizeInput = $("point-size");
   sizeInput.value = String(st.size);
   sizeInput.addEventListener("input", () => { st.size = Number(sizeInput.value); schedule(true); });
@@ -873,6 +949,7 @@
   renderBase();
   renderOverlay();
   const T_RENDERED = performance.now();
+  setTimeout(() => { const m = methods[st.m]; if (!m.grid) m.grid = buildGrid(m); }, 0); // (for hover)
 
   // A small read-only handle for tests and benchmarks.
   window.latentAtlas = Object.freeze({
@@ -884,6 +961,10 @@
     thumbsReady,
     hoverTimes: () => hoverTimes.slice(),
     renderTimes: () => renderTimes.slice(),
+    lastRender: () => ({ ...last }),
+    mode: () => st.mode,
+    legend: () => modeNow().cats.map((c, i) => ({ name: c.name, count: modeNow().counts[i] })),
+    trust: (i) => trustText(i),
     method: () => methods[st.m].name,
     methods: () => methods.map((m) => m.name),
     visibleCount: () => st.nVisible,
