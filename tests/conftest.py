@@ -11,6 +11,11 @@ import numpy as np
 import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's (apt-get install chromium)
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
 
 
 def shared_data(name: str) -> Path:
@@ -105,3 +110,20 @@ def serving(payload: bytes, name: str = "a.tar.gz") -> LoopbackServer:
         handler.wfile.write(payload)
 
     return LoopbackServer(reply, name)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's) through Playwright; skips when either is missing."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.is_file():
+        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
+    pw = sync_api.sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pw.stop()
+        pytest.skip(f"headless Chromium does not start: {exc}")
+    yield b
+    b.close()
+    pw.stop()

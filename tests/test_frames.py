@@ -358,3 +358,15 @@ def test_run_with_layers_and_snapshots(tmp_path):
     again = json.loads((out / "manifest.json").read_text())
     assert {n: s["steps"]["features"]["key"] for n, s in again["spaces"].items()} == steps
     assert again["spaces"]["dense"]["steps"]["features"]["finished"]
+
+
+def test_probe_and_labels_cope_with_small_wide_data_and_odd_names():
+    from latent_atlas import frames_anim
+    from latent_atlas.similarity import linear_probe_accuracy
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 432)), np.arange(60) % 3  # wider than a fold has rows
+    assert 0 <= linear_probe_accuracy(x, y) <= 1
+    canvas = np.zeros((40, 200), np.uint8)
+    frames_anim._text(canvas, "cat\nwith\ta tab", 14, (0, 20), "lm")  # (Pillow cannot lay out \n)
+    assert canvas.any()

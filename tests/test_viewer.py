@@ -29,11 +29,6 @@ from latent_atlas.viewer.scores import metrics_table
 
 from .conftest import make_images
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 EVIL_NAMES = [
     "<img src=x onerror=alert(1)>",
     "</script><script>alert(2)</script>",
@@ -220,22 +215,6 @@ def test_building_the_viewer_never_loads_torch(run, tmp_path):
 
 
 # -- the page in headless Chromium ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.is_file():
-        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
-    pw = sync_api.sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pw.stop()
-        pytest.skip(f"headless Chromium does not start: {exc}")
-    yield b
-    b.close()
-    pw.stop()
 
 
 class Page:

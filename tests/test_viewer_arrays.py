@@ -24,11 +24,9 @@ from latent_atlas.viewer import ViewerData, build_viewer, ensure_viewer, ensure_
 from latent_atlas.viewer.payload import build_payload
 from latent_atlas.viewer.serve import pages
 
-from . import test_viewer
 from .conftest import make_images
 from .test_viewer import Page, _class_pixels
 
-browser = test_viewer.browser  # the same headless Chromium fixture
 N = 300
 NAMES = ["alpha", "beta", "gamma", "delta", "epsilon"]
 SCREENSHOT = Path("/tmp/viewer_arrays.png")

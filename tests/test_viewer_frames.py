@@ -27,7 +27,6 @@ from latent_atlas.viewer import build_frames_viewer
 from latent_atlas.viewer.frames import normalise
 
 from .conftest import make_images
-from .test_viewer import CHROMIUM, CHROMIUM_ARGS
 
 N = 240
 CLASSES = ["north-west", "north-east", "south-west", "south-east"]
@@ -174,22 +173,6 @@ def test_clear_errors_for_frames_that_do_not_fit(run, tmp_path):
 
 
 # -- the page in headless Chromium ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.is_file():
-        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
-    pw = sync_api.sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pw.stop()
-        pytest.skip(f"headless Chromium does not start: {exc}")
-    yield b
-    b.close()
-    pw.stop()
 
 
 class View:

@@ -2,15 +2,19 @@
 
 ``write_metrics`` runs :func:`latent_atlas.metrics.evaluate_maps` on the maps of one latent space
 and writes ``metrics.csv``, ``metrics.md`` (a Markdown table), ``metrics.png`` (scores, and each map
-coloured by per-point neighbourhood preservation) and ``metrics_per_point.parquet``; the
-numbers also go into the space's manifest entry. ``compare_run`` does it for every space of a
-finished run directory.
+coloured by per-point neighbourhood preservation) and ``metrics_per_point.parquet``; then
+``write_trust`` scores where each map can be trusted, point by point
+(:func:`latent_atlas.trust.point_trust`: ``trust.parquet``, ``trust.png``), and the shares of
+its readings (``latent_confusion``, ``projection_artefact``, ``misplaced``) join each map's
+scores. The numbers also go into the space's manifest entry. ``compare_run`` does it for every
+space of a finished run directory.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,12 @@ from latent_atlas.latent import LatentSpace
 from latent_atlas.metrics import SCORES, evaluate_maps
 from latent_atlas.plotting import QualityDisplay
 from latent_atlas.runs import RunDir, SpaceDir
+from latent_atlas.trust import FILE as TRUST_FILE
+from latent_atlas.trust import MAX_POINTS as TRUST_MAX_POINTS
+from latent_atlas.trust import PURE, SHARE_COLUMNS, SUPPORTED, point_trust, save_trust
+from latent_atlas.trust_plot import TrustDisplay
+
+log = logging.getLogger("latent_atlas")
 
 FILES = ["metrics.csv", "metrics.md", "metrics.png", "metrics_per_point.parquet"]
 
@@ -36,7 +46,30 @@ def write_metrics(
     max_samples: int | None = 10_000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Evaluate every map of ``space``; write the metrics files; record the scores."""
+    """Evaluate every map of ``space`` and score where each can be trusted; write the metrics
+    and trust files; record the scores (with the shares of each reading) in the manifest."""
+    if ran := _metrics_step(space, latent, embeddings, k, max_samples, seed):
+        _save_csv(space, space.steps.info("metrics"), embeddings)  # (should the trust step fail)
+    info = space.steps.info("metrics")
+    ran = write_trust(space, latent, embeddings, k=info["k"], seed=seed) or ran
+    shares = space.steps.info("trust").get("shares") or {}
+    info["scores"] = {m: {**s, **shares.get(m, {})} for m, s in info["scores"].items()}
+    if ran or not space.file("metrics.csv").is_file():
+        _save_csv(space, info, embeddings)
+    space.set(metrics=info)
+    return info
+
+
+def _metrics_step(
+    space: SpaceDir,
+    latent: LatentSpace,
+    embeddings: dict[str, np.ndarray],
+    k: int,
+    max_samples: int | None,
+    seed: int,
+) -> bool:
+    """The ``metrics`` step (metrics.md, metrics.png, metrics_per_point.parquet; metrics.csv
+    follows in :func:`write_metrics`); whether it ran now."""
     steps = space.steps
     key = {
         "features": steps.key("features"),
@@ -45,38 +78,87 @@ def write_metrics(
         "max_samples": max_samples,
         "seed": seed,
     }
-    if not steps.is_done("metrics", key):
-        t0 = time.perf_counter()
-        report = evaluate_maps(
-            latent.features,
-            embeddings,
-            latent.labels,
-            k=k,
-            max_samples=max_samples,
-            random_state=seed,
-        )
-        _write_report(space, report, embeddings)
-        steps.finish(
-            "metrics",
-            key,
-            FILES,
-            time.perf_counter() - t0,
-            scores=report.scores,
-            k=report.k,
-            n_samples=len(report.sample),
-            n_total=report.n_total,
-            sampled=report.sampled,
-            reference=report.reference,
-            seed=seed,
-        )
-    info = steps.info("metrics")
-    space.set(metrics=info)
-    return info
+    if steps.is_done("metrics", key):
+        return False
+    log.info("scoring %d maps on %s points", len(embeddings), f"{len(latent.labels):,}")
+    t0 = time.perf_counter()
+    report = evaluate_maps(
+        latent.features, embeddings, latent.labels, k=k, max_samples=max_samples, random_state=seed
+    )
+    _write_report(space, report, embeddings)
+    steps.finish(
+        "metrics",
+        key,
+        FILES,
+        time.perf_counter() - t0,
+        scores=report.scores,
+        k=report.k,
+        n_samples=len(report.sample),
+        n_total=report.n_total,
+        sampled=report.sampled,
+        reference=report.reference,
+        seed=seed,
+    )
+    return True
+
+
+def write_trust(
+    space: SpaceDir,
+    latent: LatentSpace,
+    embeddings: dict[str, np.ndarray],
+    *,
+    k: int = 10,
+    seed: int = 0,
+    max_points: int | None = TRUST_MAX_POINTS,
+) -> bool:
+    """The ``trust`` step: where each map of ``space`` can be trusted, per point
+    (:func:`latent_atlas.trust.point_trust`) → ``trust.parquet`` and ``trust.png``, the shares
+    of each reading recorded. Returns whether it ran now (False: reused)."""
+    steps = space.steps
+    key = {
+        "features": steps.key("features"),
+        "embeddings": {m: steps.key(f"embedding:{m}") for m in embeddings},
+        "k": k,
+        "max_points": max_points,
+        "seed": seed,
+        "rule": {"pure": PURE, "supported": SUPPORTED},
+    }
+    if steps.is_done("trust", key):
+        return False
+    t0 = time.perf_counter()
+    n = len(latent.labels)
+    log.info(
+        "per-point trust of %d maps on %s points", len(embeddings), f"{min(n, max_points or n):,}"
+    )
+    trust = point_trust(
+        latent.features,
+        embeddings,
+        latent.labels,
+        latent.predictions,
+        k=k,
+        max_points=max_points,
+        random_state=seed,
+    )
+    save_trust(space.file(TRUST_FILE), trust)
+    save_figure(space.file("trust.png"), TrustDisplay.from_trust(trust, embeddings).figure_)
+    steps.finish(
+        "trust",
+        key,
+        [TRUST_FILE, "trust.png"],
+        time.perf_counter() - t0,
+        shares=trust.share_scores(),
+        k=trust.k,
+        n_samples=len(trust.sample),
+        n_total=trust.n_total,
+        sampled=trust.sampled,
+        predictions=latent.predictions is not None,
+        seed=seed,
+    )
+    log.info("per-point trust done in %.1f s", time.perf_counter() - t0)
+    return True
 
 
 def _write_report(space: SpaceDir, report: Any, embeddings: dict[str, np.ndarray]) -> None:
-    fit_seconds = {m: space.steps.info(f"embedding:{m}").get("seconds") for m in embeddings}
-    save_bytes(space.file("metrics.csv"), _csv(report, fit_seconds).encode())
     save_bytes(space.file("metrics.md"), report.to_markdown().encode())
     save_figure(space.file("metrics.png"), QualityDisplay.from_report(report, embeddings).figure_)
     per_point = {"index": report.sample.astype(np.int64)}
@@ -86,14 +168,20 @@ def _write_report(space: SpaceDir, report: Any, embeddings: dict[str, np.ndarray
     save_table(space.file("metrics_per_point.parquet"), per_point)
 
 
-def _csv(report: Any, fit_seconds: dict[str, float | None]) -> str:
+def _save_csv(space: SpaceDir, info: dict[str, Any], embeddings: dict[str, np.ndarray]) -> None:
+    """metrics.csv: a row per map, its scores, the shares of the trust readings, times."""
+    fit_seconds = {m: space.steps.info(f"embedding:{m}").get("seconds") for m in embeddings}
+    save_bytes(space.file("metrics.csv"), _csv(info, fit_seconds).encode())
+
+
+def _csv(info: dict[str, Any], fit_seconds: dict[str, float | None]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["method", *SCORES, "fit_seconds", "n_samples", "k"])
-    for m, s in report.scores.items():
-        writer.writerow(
-            [m, *(f"{s[c]:.6f}" for c in SCORES), fit_seconds.get(m), len(report.sample), report.k]
-        )
+    columns = [*SCORES, *SHARE_COLUMNS.values()]
+    writer.writerow(["method", *columns, "fit_seconds", "n_samples", "k"])
+    for m, s in info["scores"].items():
+        values = [f"{s[c]:.6f}" if s.get(c) is not None else "" for c in columns]
+        writer.writerow([m, *values, fit_seconds.get(m), info["n_samples"], info["k"]])
     return buf.getvalue()
 
 

@@ -162,12 +162,19 @@ def save_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return Path(path)
 
 
-def save_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray]) -> Path:
-    """Write a dict of equal-length 1-D arrays as a Parquet table, atomically."""
+def save_table(
+    path: str | os.PathLike[str],
+    columns: dict[str, np.ndarray],
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write a dict of equal-length 1-D arrays as a Parquet table, atomically; ``metadata``
+    (text keys and values) goes into the file's schema (:func:`table_metadata` reads it)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.table({name: np.asarray(values) for name, values in columns.items()})
+    if metadata:
+        table = table.replace_schema_metadata({str(k): str(v) for k, v in metadata.items()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return Path(path)
@@ -211,6 +218,15 @@ def load_table(
         raise LatentAtlasError(
             f"{path}: not a readable Parquet table ({first_line(exc)})"
         ) from None
+
+
+def table_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The text metadata :func:`save_table` put into a Parquet file's schema (pyarrow's own
+    ``ARROW:schema`` entry left out); empty when there is none."""
+    import pyarrow.parquet as pq
+
+    found = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in found.items() if not k.startswith(b"ARROW:")}
 
 
 def save_figure(path: str | os.PathLike[str], figure: Any, **kwargs: Any) -> Path:

@@ -112,6 +112,7 @@ def _text(draw_on: np.ndarray, text: str, px: int, xy: tuple[int, int], anchor: 
     from PIL import Image, ImageDraw
 
     h, w = draw_on.shape
+    text = " ".join(str(text).split())  # (one line: Pillow cannot lay out control characters)
     font = _font(px)
     while px > 8 and font.getlength(text) > w - 8:
         px -= 1

@@ -12,6 +12,7 @@ calls ``plt.show()``: save the figure or let the notebook display it.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -312,7 +313,8 @@ class ComparisonDisplay:
 
 class QualityDisplay:
     """How faithful each map is: its scores as bars, and each map coloured by where it keeps
-    neighbourhoods (per-point neighbourhood preservation, dark = lost, bright = kept)."""
+    neighbourhoods (per-point neighbourhood preservation as neighbours kept of k, dark = lost,
+    bright = kept, on :class:`latent_atlas.trust_plot.KeptScale`)."""
 
     SCORES = (
         "trustworthiness",
@@ -340,14 +342,15 @@ class QualityDisplay:
         )
         grid = fig.add_gridspec(2, n, height_ratios=[0.8, 1])
         self.axes_ = {"scores": self._plot_scores(fig.add_subplot(grid[0, :]), methods)}
+        from latent_atlas.trust_plot import KeptScale  # (the scale trust.png uses too)
+
         size = s if s is not None else point_size(len(report.sample))
+        self.scale_ = KeptScale.of([report.per_point[m] for m in methods], report.k)
         for i, m in enumerate(methods):
             ax = fig.add_subplot(grid[1, i])
             sc = self._plot_kept(ax, m, size)
             self.axes_[m] = ax
-        fig.colorbar(
-            sc, ax=[self.axes_[m] for m in methods], shrink=0.8, label="share of 10-NN kept"
-        )
+        self.scale_.colorbar(fig, sc, [self.axes_[m] for m in methods])
         self.figure_ = fig
         return self
 
@@ -361,7 +364,10 @@ class QualityDisplay:
         for i, m in enumerate(methods):
             values = [report.scores[m][c] for c in self.SCORES]
             bars.bar(x + (i - (n - 1) / 2) * width, values, width, label=m, color=colors[i])
-        bars.set_xticks(x, [c.replace("_", " ") for c in self.SCORES], fontsize="small")
+        names = [
+            textwrap.fill(c.replace("_", " "), 14, break_long_words=False) for c in self.SCORES
+        ]
+        bars.set_xticks(x, names, fontsize="small")
         bars.axhline(0, color="black", linewidth=0.6)
         low, high = bars.get_ylim()
         bars.set_ylim(min(-0.1, low), max(1.05, high))
@@ -380,19 +386,7 @@ class QualityDisplay:
         """Map ``m`` coloured by per-point neighbourhood preservation; returns the scatter."""
         report = self.report
         emb = np.asarray(self.embeddings[m])[report.sample]
-        values = report.per_point[m]
-        order = np.argsort(values, kind="stable")[::-1]  # lost neighbourhoods on top
-        sc = ax.scatter(
-            emb[order, 0],
-            emb[order, 1],
-            c=values[order],
-            s=size,
-            cmap="viridis",
-            vmin=0,
-            vmax=1,
-            linewidths=0,
-            rasterized=True,
-        )
+        sc = self.scale_.draw(ax, emb, report.per_point[m], size)
         ax.set_title(
             f"{m}: neighbourhoods kept {report.scores[m]['neighbourhood_preservation']:.3f}",
             fontsize="small",

@@ -91,8 +91,10 @@ def linear_probe_accuracy(
     if len(counts) < 2 or counts.min() < folds:
         return float("nan")
     steps: list = [StandardScaler()]
-    if x.shape[1] > max_dims:
-        steps.append(PCA(max_dims, random_state=seed))
+    fold_rows = len(x) - int(np.ceil(len(x) / folds))  # the fewest rows a fold is fitted on
+    dims = min(max_dims, fold_rows)
+    if x.shape[1] > dims:
+        steps.append(PCA(dims, random_state=seed))
     steps.append(LogisticRegression(max_iter=300))
     splits = StratifiedKFold(folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():

@@ -306,7 +306,37 @@ def cmd_compare_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = (add_run, add_layers, add_project, add_atlas, add_compare, add_compare_runs, add_view)
+def add_export(sub: Any) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a run for other viewers and tools",
+        description="Export one latent space of a finished run: --to tensorboard DIR "
+        "(TensorBoard's Embedding Projector), --to embedding-atlas FILE.parquet (Apple's "
+        "Embedding Atlas), --to parquet FILE or --to csv FILE (one row per image).",
+    )
+    p.add_argument("run_dir", type=Path, help="a run directory")
+    p.add_argument("target", type=Path, help="the folder (tensorboard) or file to write")
+    p.add_argument("--to", required=True, metavar="FORMAT",
+                   help="tensorboard, embedding-atlas, parquet or csv")  # fmt: skip
+    options.add_space(p, "the run's first")
+    p.add_argument("--map", help="the map Embedding Atlas shows (default: umap, tsne, the first)")
+    p.add_argument("--force", action="store_true", help="replace a target that is not empty")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from latent_atlas.export import export_run
+
+    result = export_run(args.run_dir, args.to, args.target, space=args.space,
+                        map_name=args.map, force=args.force)  # fmt: skip
+    print(result.describe())
+    return 0
+
+
+COMMANDS = (
+    add_run, add_layers, add_project, add_atlas, add_compare, add_compare_runs, add_view,
+    add_export,
+)  # fmt: skip
 
 
 def load_array(path: Path, what: str) -> Any:

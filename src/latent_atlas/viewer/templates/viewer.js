@@ -141,7 +141,6 @@
   const trustSlots = TR && TR.points ? decode(TR.points) : null;
   const READING_RGB = [[160, 172, 188], [215, 48, 39], [253, 141, 60], [118, 42, 131]];
   const UNSCORED = { name: "not scored", rgb: [226, 229, 234] };
-  const KEPT_BINS = 5;
   const perMap = {};
   if (TR) {
     MODES.kept = { perMap: true, what: "neighbourhood kept" };
@@ -160,22 +159,22 @@
       for (let s = 0; s < raw.length; s++) catOf[pointOf(s)] = raw[s];
       mode = { cats: [...cats, UNSCORED], catOf, scored: raw.length };
     } else {
-      const sorted = Float32Array.from(raw).sort();
-      const lo = raw.length ? sorted[Math.floor(0.02 * (raw.length - 1))] / 255 : 0;
-      const hi = raw.length ? Math.max(lo + 1e-3, sorted[Math.floor(0.98 * (raw.length - 1))] / 255) : 1;
-      const value = new Float32Array(N).fill(NaN), catOf = new Uint8Array(N).fill(KEPT_BINS);
+      // neighbours kept, of k: one colour per count as in trust.png, the top at the 98th percentile
+      const K = TR.k, shared = new Uint8Array(raw.length);
+      for (let s = 0; s < raw.length; s++) { const j = raw[s] / 255; shared[s] = Math.round((2 * K * j) / (1 + j)); }
+      const sorted = Uint8Array.from(shared).sort();
+      const top = Math.max(1, raw.length ? sorted[Math.floor(0.98 * (raw.length - 1))] : K);
+      const value = new Float32Array(N).fill(NaN), catOf = new Uint8Array(N).fill(top + 1);
+      const kept = new Uint8Array(N);
       for (let s = 0; s < raw.length; s++) {
-        const i = pointOf(s), t = (raw[s] / 255 - lo) / (hi - lo);
-        value[i] = t;
-        catOf[i] = Math.max(0, Math.min(KEPT_BINS - 1, Math.floor(t * KEPT_BINS)));
+        const i = pointOf(s), c = Math.min(top, shared[s]);
+        value[i] = c / top; catOf[i] = c; kept[i] = shared[s];
       }
       const cats = [];
-      for (let b = 0; b < KEPT_BINS; b++) {
-        const a = lo + ((hi - lo) * b) / KEPT_BINS, z = lo + ((hi - lo) * (b + 1)) / KEPT_BINS;
-        const name = b === 0 ? `≤ ${z.toFixed(2)}` : b === KEPT_BINS - 1 ? `≥ ${a.toFixed(2)}` : `${a.toFixed(2)}–${z.toFixed(2)}`;
-        cats.push({ name: `kept ${name}`, rgb: viridis((b + 0.5) / KEPT_BINS) });
+      for (let c = 0; c <= top; c++) {
+        cats.push({ name: `${c === top && top < K ? "≥ " : ""}${c} of ${K} kept`, rgb: viridis(c / top) });
       }
-      mode = { cats: [...cats, UNSCORED], catOf, value, scored: raw.length, range: [lo, hi] };
+      mode = { cats: [...cats, UNSCORED], catOf, value, kept, scored: raw.length };
     }
     countCats(mode);
     perMap[key] = mode;
@@ -512,8 +511,7 @@
     if (!TR) return "";
     const r = trustOf("reading", st.m), kept = trustOf("kept", st.m);
     if (r.catOf[i] >= TR.readings.length) return `${methods[st.m].name}: not scored (outside the sample)`;
-    const [lo, hi] = kept.range, v = lo + kept.value[i] * (hi - lo);
-    return `${methods[st.m].name}: ${r.cats[r.catOf[i]].name} · ${v.toFixed(2)} of ${TR.k}-NN kept`;
+    return `${methods[st.m].name}: ${r.cats[r.catOf[i]].name} · ${kept.kept[i]} of ${TR.k} neighbours kept`;
   }
   function placeTip(clientX, clientY) {
     if (tip.hidden) return;
