@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -163,9 +162,10 @@ def chromium_version() -> str:
 
 def page_parts(page_file: Path) -> str:
     """MiB of the page's data by part: thumbnails, atlases, neighbours, maps, the rest."""
+    from latent_atlas.viewer.build import page_data
+
     html = page_file.read_text()
-    start = html.index('id="la-data">') + len('id="la-data">')
-    data = json.loads(html[start : html.index("</script>", start)])
+    data = page_data(page_file)
     thumbs = sum(len(u) for u in (data["thumbs"] or {}).get("urls", []))
     atlases = sum(len(a["url"]) for a in data["atlases"])
     neighbours = len((data["neighbours"] or {}).get("slots", {}).get("b64", ""))

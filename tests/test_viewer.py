@@ -94,7 +94,7 @@ def test_page_embeds_no_markup_from_the_run(run):
     html = run["page"].read_text()
     for name in [*EVIL_NAMES[:2], EVIL_DIR, "<svg onload"]:
         assert name not in html
-    assert html.count("<script") == 2  # the data block and the viewer's own script
+    assert html.count("<script") == 3  # two data blocks and the viewer's own script
     assert "http://" not in html and "https://" not in html  # nothing to fetch
     assert "Content-Security-Policy" in html
 

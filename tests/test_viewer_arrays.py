@@ -8,9 +8,7 @@ of ``test_viewer`` (skipped without Playwright or /usr/bin/chromium).
 from __future__ import annotations
 
 import base64
-import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -86,12 +84,12 @@ def _decode(arr: dict) -> np.ndarray:
 
 
 def _page_data(page: Path) -> dict:
-    """The JSON block of a built page."""
-    found = re.search(
-        r'<script type="application/json" id="la-data">(.*?)</script>', page.read_text()
-    )
-    assert found, "no data block in the page"
-    return json.loads(found.group(1))
+    """The JSON blocks of a built page."""
+    from latent_atlas.viewer.build import page_data
+
+    data = page_data(page)
+    assert data, "no data block in the page"
+    return data
 
 
 # -- the payload, number by number ------------------------------------------------------------

@@ -50,7 +50,10 @@ _ESCAPES = {
     "\u2028": "\\u2028",
     "\u2029": "\\u2029",
 }
-_PLACEHOLDER = re.compile(r"\{\{(CSP|KEY|CSS|JS|DATA)\}\}")
+_PLACEHOLDER = re.compile(r"\{\{(CSP|KEY|CSS|JS|DATA|EXTRA)\}\}")
+#: what the page reads after its first render (a block after the script: parsing the large
+#: thumbnail data never delays the map)
+EXTRA_KEYS = ("thumbs", "neighbours", "atlases")
 
 
 def script_json(obj: Any) -> str:
@@ -79,9 +82,32 @@ def render_html(payload: dict[str, Any], key: str = "") -> str:
         f"style-src {_csp_hash(css)}; script-src {_csp_hash(js)}; "
         "base-uri 'none'; form-action 'none'"
     )
-    parts = {"CSP": csp, "KEY": key, "CSS": css, "JS": js, "DATA": script_json(payload)}
+    data = {k: v for k, v in payload.items() if k not in EXTRA_KEYS}
+    extra = {k: payload.get(k) for k in EXTRA_KEYS}
+    parts = {
+        "CSP": csp,
+        "KEY": key,
+        "CSS": css,
+        "JS": js,
+        "DATA": script_json(data),
+        "EXTRA": script_json(extra),
+    }
     # one pass: text put in is never searched for placeholders again
     return _PLACEHOLDER.sub(lambda m: parts[m.group(1)], template("viewer.html"))
+
+
+def page_data(page: str | Path) -> dict[str, Any]:
+    """The data a built page carries (both its JSON blocks, as one dict): for tests, benchmarks
+    and anyone who wants a page's numbers back."""
+    html = Path(page).read_text("utf-8")
+    out: dict[str, Any] = {}
+    for block in ("la-data", "la-extra"):
+        found = re.search(
+            rf'<script type="application/json" id="{block}">(.*?)</script>', html, re.S
+        )
+        if found:
+            out.update(json.loads(found.group(1)))
+    return out
 
 
 def stored_key(page: str | Path) -> str | None:

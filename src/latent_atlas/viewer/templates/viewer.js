@@ -54,7 +54,11 @@
   if (sampleIdx) for (let s = 0; s < S; s++) slotOf[sampleIdx[s]] = s;
   else for (let i = 0; i < S; i++) slotOf[i] = i;
   const pointOfSlot = (s) => (sampleIdx ? sampleIdx[s] : s);
-  const NB = D.neighbours ? { k: D.neighbours.k, slots: decode(D.neighbours.slots) } : null;
+  // thumbnails, neighbour lists and atlases come from the block after this script, read once
+  // the document is parsed (loadExtra), so that the first render never waits for them
+  let NB = null, TH = null, ATLASES = [], sheets = [], extraLoaded = false;
+  let thumbsDone = null;
+  const thumbsReady = new Promise((resolve) => { thumbsDone = resolve; });
   const methods = D.methods.map((m) => ({ name: String(m.name), bounds: m.bounds, raw: m }));
 
   function ensureMethod(m) {
@@ -439,14 +443,25 @@
   const hitRadius = () => radiusCss() + 6;
 
   // ---- thumbnails -----------------------------------------------------------------------------
-  const TH = D.thumbs;
-  const sheets = TH ? TH.urls.map((url) => {
-    const img = new Image();
-    img.decoding = "async";
-    if (typeof url === "string" && /^data:image\/(webp|png);base64,/.test(url)) img.src = url;
-    return img;
-  }) : [];
-  const thumbsReady = Promise.all(sheets.map((img) => img.decode().catch(() => null)));
+  function loadExtra() {
+    const X = JSON.parse($("la-extra").textContent);
+    NB = X.neighbours ? { k: X.neighbours.k, slots: decode(X.neighbours.slots) } : null;
+    TH = X.thumbs;
+    ATLASES = X.atlases || [];
+    sheets = TH ? TH.urls.map((url) => {
+      const img = new Image();
+      img.decoding = "async";
+      if (typeof url === "string" && /^data:image\/(webp|png);base64,/.test(url)) img.src = url;
+      return img;
+    }) : [];
+    Promise.all(sheets.map((img) => img.decode().catch(() => null))).then(() => thumbsDone());
+    extraLoaded = true;
+    setupAtlases();
+    imagesBox.disabled = !TH;
+    updateSelectionPanel();
+    updateStatus();
+    document.body.dataset.ready = "1";
+  }
   function drawThumb(canvas, i) {
     const s = slotOf[i];
     if (!TH || s < 0) return false;
@@ -860,8 +875,8 @@
   // ---- atlases tab ----------------------------------------------------------------------------
   function setupAtlases() {
     const list = $("atlas-list"), tab = $("tab-atlases");
-    tab.textContent = `Atlases (${D.atlases.length})`;
-    if (!D.atlases.length) {
+    tab.textContent = `Atlases (${ATLASES.length})`;
+    if (!ATLASES.length) {
       tab.disabled = true;
       tab.title = "this run has no atlas images";
       return;
@@ -879,7 +894,7 @@
       }
       $("atlas-caption").textContent = bits.join(" · ");
     };
-    D.atlases.forEach((a, ai) => {
+    ATLASES.forEach((a, ai) => {
       const b = el("button", "atlas-item", a.name);
       b.type = "button";
       b.addEventListener("click", () => show(a, b));
@@ -906,7 +921,6 @@
   opacityBy.addEventListener("change", () => { st.opacity = opacityBy.value; schedule(true); });
   const imagesBox = $("images");
   imagesBox.checked = st.images;
-  imagesBox.disabled = !TH;
   imagesBox.addEventListener("change", () => { st.images = imagesBox.checked; schedule(true); });
   thumbsReady.then(() => { if (st.images) schedule(true); });
   const sizeInput = $("point-size");
@@ -941,17 +955,18 @@
   computeVisibility();
   renderLegend();
   renderMetrics();
-  setupAtlases();
   updateSelectionPanel();
   resize();
   renderBase();
   renderOverlay();
   const T_RENDERED = performance.now();
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", loadExtra);
+  else loadExtra();
   setTimeout(() => { const m = methods[st.m]; if (!m.grid) m.grid = buildGrid(m); }, 0); // (for hover)
 
   // A small read-only handle for tests and benchmarks.
   window.latentAtlas = Object.freeze({
-    ready: true,
+    get ready() { return extraLoaded; }, // (the map is drawn, and thumbnails and neighbours read)
     n: N,
     timings: Object.freeze({
       scriptStart: T0, parsed: T_PARSED, decoded: T_DECODED, firstRender: T_RENDERED,
@@ -975,5 +990,4 @@
       return { x: r.left + toScreenX(m.xs[i]), y: r.top + toScreenY(m.ys[i]) };
     },
   });
-  document.body.dataset.ready = "1";
 })();
