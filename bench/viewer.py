@@ -41,6 +41,18 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
+def wait_js(page, expression: str, timeout: float = 60.0) -> None:
+    """Poll ``expression`` in ``page`` until it is truthy (the viewer's Content-Security-Policy
+    forbids the eval that Playwright's ``wait_for_function`` uses while polling)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > end:
+            raise TimeoutError(f"still false after {timeout} s: {expression}")
+        page.wait_for_timeout(15)
+
+
 def synthetic_run(out: Path, n: int, seed: int = 0) -> float:
     """A seeded n-point run directory (PCA map); returns the seconds it took."""
     rng = np.random.default_rng(seed)
@@ -105,7 +117,7 @@ def load_times(browser, page_file: Path, repeats: int = 3) -> list[tuple[float, 
         page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
         t0 = time.perf_counter()
         page.goto(page_file.as_uri())
-        page.wait_for_function("window.latentAtlas && window.latentAtlas.ready", timeout=60_000)
+        wait_js(page, "window.latentAtlas && window.latentAtlas.ready", timeout=60)
         wall = (time.perf_counter() - t0) * 1000
         first = page.evaluate("window.latentAtlas.timings.firstRender")
         if errors:
@@ -118,17 +130,17 @@ def load_times(browser, page_file: Path, repeats: int = 3) -> list[tuple[float, 
 def hover_times(browser, page_file: Path, n_moves: int = 100, seed: int = 1) -> dict[str, float]:
     page = browser.new_page(viewport={"width": 1400, "height": 860})
     page.goto(page_file.as_uri())
-    page.wait_for_function("window.latentAtlas && window.latentAtlas.ready", timeout=60_000)
+    wait_js(page, "window.latentAtlas && window.latentAtlas.ready", timeout=60)
     n = page.evaluate("window.latentAtlas.n")
     rng = np.random.default_rng(seed)
     round_trips = []
     for i in rng.choice(n, n_moves, replace=False):
         pos = page.evaluate("i => window.latentAtlas.screenPosition(i)", int(i))
         page.mouse.move(1, 1)
-        page.wait_for_function("window.latentAtlas.hovered() === -1")
+        wait_js(page, "window.latentAtlas.hovered() === -1")
         t0 = time.perf_counter()
         page.mouse.move(pos["x"], pos["y"])
-        page.wait_for_function("window.latentAtlas.hovered() !== -1")
+        wait_js(page, "window.latentAtlas.hovered() !== -1")
         round_trips.append((time.perf_counter() - t0) * 1000)
     in_page = page.evaluate("window.latentAtlas.hoverTimes()")
     box = page.locator("#overlay-canvas").bounding_box()

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from viewer import CHROMIUM, CHROMIUM_ARGS, chromium_version
+from viewer import CHROMIUM, CHROMIUM_ARGS, chromium_version, wait_js
 
 SCORED = 100_000
 
@@ -132,7 +132,7 @@ def open_page(browser, page_file: Path) -> tuple[object, list[str]]:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(page_file.as_uri(), timeout=120_000)
-    page.wait_for_function("window.latentAtlas && window.latentAtlas.ready", timeout=120_000)
+    wait_js(page, "window.latentAtlas && window.latentAtlas.ready", timeout=120)
     return page, errors
 
 

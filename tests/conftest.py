@@ -127,3 +127,15 @@ def browser():
     yield b
     b.close()
     pw.stop()
+
+
+def wait_js(page, expression: str, timeout: float = 60.0) -> None:
+    """Poll ``expression`` in ``page`` until it is truthy (the viewer's Content-Security-Policy
+    forbids the eval that Playwright's ``wait_for_function`` uses while polling)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > end:
+            raise TimeoutError(f"still false after {timeout} s: {expression}")
+        page.wait_for_timeout(15)

@@ -27,7 +27,7 @@ from latent_atlas.viewer.build import script_json, stored_key
 from latent_atlas.viewer.payload import build_payload, nearest_neighbours
 from latent_atlas.viewer.scores import metrics_table
 
-from .conftest import make_images
+from .conftest import make_images, wait_js
 
 EVIL_NAMES = [
     "<img src=x onerror=alert(1)>",
@@ -236,7 +236,7 @@ class Page:
 
     def open(self, url: str):
         self.page.goto(url)
-        self.page.wait_for_function("window.latentAtlas && window.latentAtlas.ready")
+        wait_js(self.page, "window.latentAtlas && window.latentAtlas.ready")
         self.page.evaluate("window.latentAtlas.thumbsReady")
         return self.page
 
@@ -300,7 +300,7 @@ def test_hover_shows_a_tooltip_with_the_thumbnail(view, run):
     pos = view.positions()
     i = int(np.argmax(np.min(_pairwise(pos) + np.eye(N) * 1e9, axis=1)))  # most isolated
     view.page.mouse.move(*pos[i])
-    view.page.wait_for_function(f"window.latentAtlas.hovered() === {i}")
+    wait_js(view.page, f"window.latentAtlas.hovered() === {i}")
     tip = view.page.locator("#tooltip")
     assert tip.is_visible()
     assert view.page.locator("#tooltip-index").text_content() == f"#{i}"
@@ -320,7 +320,7 @@ def test_hover_shows_a_tooltip_with_the_thumbnail(view, run):
     got = np.array(rgba, dtype=np.uint8).reshape(h, w, 4)[:, :, :3]
     np.testing.assert_array_equal(got, run["images"][i])  # 12 px: lossless PNG sprites
     view.page.mouse.move(2, 2)
-    view.page.wait_for_function("window.latentAtlas.hovered() === -1")
+    wait_js(view.page, "window.latentAtlas.hovered() === -1")
     assert not tip.is_visible()
 
 
@@ -337,7 +337,7 @@ def test_legend_entries_hide_and_show_a_class(view, run):
     assert _class_pixels(view, colour) > 0
     legend.click()
     assert legend.get_attribute("aria-pressed") == "false"
-    view.page.wait_for_function(f"window.latentAtlas.visibleCount() === {N - n_class}")
+    wait_js(view.page, f"window.latentAtlas.visibleCount() === {N - n_class}")
     view.page.wait_for_timeout(50)  # the next animation frame redraws
     assert _class_pixels(view, colour) == 0
     pos = view.positions()[run["labels"] == 1][0]
@@ -346,7 +346,7 @@ def test_legend_entries_hide_and_show_a_class(view, run):
     hovered = view.js("window.latentAtlas.hovered()")
     assert hovered == -1 or run["labels"][hovered] != 1  # hidden points are not hoverable
     legend.click()
-    view.page.wait_for_function(f"window.latentAtlas.visibleCount() === {N}")
+    wait_js(view.page, f"window.latentAtlas.visibleCount() === {N}")
     view.page.wait_for_timeout(50)
     assert _class_pixels(view, colour) > 0
 
@@ -428,7 +428,7 @@ def test_click_shows_neighbours_in_the_latent_space(view, run):
     pos = view.positions()
     i = int(np.argmax(np.min(_pairwise(pos) + np.eye(N) * 1e9, axis=1)))
     view.page.mouse.click(*pos[i])
-    view.page.wait_for_function(f"window.latentAtlas.picked() === {i}")
+    wait_js(view.page, f"window.latentAtlas.picked() === {i}")
     got = view.js(f"window.latentAtlas.neighbours({i})")
     _, idx = NearestNeighbors(n_neighbors=11).fit(run["features"]).kneighbors(run["features"][[i]])
     assert got == [j for j in idx[0] if j != i][:10]

@@ -22,7 +22,7 @@ from latent_atlas.viewer import ViewerData, build_viewer, ensure_viewer, ensure_
 from latent_atlas.viewer.payload import build_payload
 from latent_atlas.viewer.serve import pages
 
-from .conftest import make_images
+from .conftest import make_images, wait_js
 from .test_viewer import Page, _class_pixels
 
 N = 300
@@ -318,7 +318,7 @@ def test_the_page_of_arrays_draws_its_points(browser, data, arrays, tmp_path):
         assert np.corrcoef(pos[:, 0], first[:, 0])[0, 1] > 0.99
         i = int(np.argmax(first[:, 0]))
         page.mouse.click(*pos[i])
-        page.wait_for_function(f"window.latentAtlas.picked() === {i}")
+        wait_js(page, f"window.latentAtlas.picked() === {i}")
         got = view.js(f"window.latentAtlas.neighbours({i})")
         d = ((arrays["features"] - arrays["features"][i]) ** 2).sum(axis=1)
         d[i] = np.inf

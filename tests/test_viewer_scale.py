@@ -13,6 +13,8 @@ from latent_atlas.trust import READINGS, PointTrust
 from latent_atlas.viewer import ViewerData, build_viewer
 from latent_atlas.viewer.payload import MAX_POINTS, build_payload
 
+from .conftest import wait_js
+
 PALETTE_WHITE = (255, 255, 255)
 
 
@@ -37,7 +39,7 @@ def _open(browser, path, width: int = 1280):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("request", lambda r: requests.append(r.url))
     page.goto(path.as_uri())
-    page.wait_for_function("window.latentAtlas && window.latentAtlas.ready", timeout=60_000)
+    wait_js(page, "window.latentAtlas && window.latentAtlas.ready", timeout=60)
     page.evaluate("window.latentAtlas.thumbsReady")
     return page, errors, requests
 
@@ -57,7 +59,7 @@ def _pixels(page) -> np.ndarray:
 def _redraw(page) -> None:
     n = len(page.evaluate("window.latentAtlas.renderTimes()"))
     page.locator("#reset-view").click()
-    page.wait_for_function(f"window.latentAtlas.renderTimes().length > {n}")
+    wait_js(page, f"window.latentAtlas.renderTimes().length > {n}")
 
 
 def test_every_point_is_drawn_up_to_two_million():
@@ -129,7 +131,7 @@ def test_zoomed_in_the_map_draws_the_images_themselves(browser, tmp_path):
         page.mouse.wheel(0, -300)
         page.wait_for_timeout(30)
     page.wait_for_timeout(200)
-    page.wait_for_function("window.latentAtlas.lastRender().images > 0")
+    wait_js(page, "window.latentAtlas.lastRender().images > 0")
     shown = page.evaluate("window.latentAtlas.lastRender().images")
     assert 20 < shown <= 4000 and greenish(_pixels(page)) > shown * 100  # whole images
     page.uncheck("#images")
