@@ -254,3 +254,17 @@ def test_comparing_an_older_run_adds_the_trust_step(space):
     assert (path / "trust.parquet").is_file()
     with open(path / "metrics.csv") as f:
         assert set(COLUMNS) <= set(next(csv.DictReader(f)))
+
+
+def test_the_figure_draws_unscored_points_beneath_and_says_so():
+    from latent_atlas.trust import point_trust
+    from latent_atlas.trust_plot import TrustDisplay
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 600)
+    x = rng.normal(size=(600, 6)) + y[:, None] * 2
+    emb = {"a": x[:, :2]}
+    trust = point_trust(x, emb, y, max_points=200)
+    d = TrustDisplay.from_trust(trust, emb)
+    grey = d.axes_["kept"]["a"].collections[0]  # drawn first: beneath
+    assert len(grey.get_offsets()) == 400 and "pale grey beneath" in d.figure_._suptitle.get_text()

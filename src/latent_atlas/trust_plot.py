@@ -21,6 +21,8 @@ import numpy as np
 from latent_atlas.errors import ConfigError
 from latent_atlas.trust import MAX_POINTS, READINGS, PointTrust, point_trust
 
+UNSCORED_COLOUR = "#edf0f5"  # the points outside the scored sample, drawn beneath
+MAX_REST = 200_000  # at most this many of them (a seeded sample)
 # Okabe-Ito colours (distinct for colour-blind readers), agreed a quiet grey
 READING_COLOURS = ("#c8c8c8", "#e69f00", "#0072b2", "#cc3399")
 KEPT_CMAP = "viridis"
@@ -153,9 +155,15 @@ class TrustDisplay:
         size = s if s is not None else point_size(len(trust.sample))
         self.axes_: dict[str, dict[str, Any]] = {"kept": {}, "reading": {}}
         self.legends_ = {}
+        rest = self._rest()
         for col, m in enumerate(maps):
             emb = self._points(m)
             top, bottom = axes[0, col], axes[1, col]
+            for ax in (top, bottom):  # the points not scored, grey beneath the scored ones
+                if len(rest):
+                    xy = np.asarray(self.embeddings[m])[rest]
+                    ax.scatter(xy[:, 0], xy[:, 1], s=size * 0.6, c=UNSCORED_COLOUR,
+                               linewidths=0, rasterized=True)  # fmt: skip
             sc = scale.draw(top, emb, trust.kept[m], size)
             mean = shared_neighbours(trust.kept[m], trust.k).mean()
             top.set_title(f"{m}: neighbours kept, mean {mean:.1f} of {trust.k}", fontsize="medium")
@@ -168,11 +176,19 @@ class TrustDisplay:
         self.colorbar_ = scale.colorbar(fig, sc, list(axes[0]))
         self.scale_ = scale
         fig.suptitle(
-            f"Where each map can be trusted (k = {trust.k}; {trust.describe()})",
+            f"Where each map can be trusted (k = {trust.k})\n{trust.describe()}"
+            + ("; the others in pale grey beneath" if len(trust.sample) < trust.n_total else ""),
             fontsize="large",
         )
         self.figure_ = fig
         return self
+
+    def _rest(self) -> np.ndarray:
+        """Rows outside the scored sample (at most :data:`MAX_REST` of them, seeded)."""
+        from latent_atlas.sampling import seeded_sample
+
+        rest = np.setdiff1d(np.arange(self.trust.n_total), self.trust.sample)
+        return rest[seeded_sample(len(rest), MAX_REST, self.trust.seed)]
 
     def _points(self, m: str) -> np.ndarray:
         emb = np.asarray(self.embeddings[m])
