@@ -185,3 +185,21 @@ def test_sklearn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         check(estimator)
+
+
+def test_tsne_imports_no_numba_library(tmp_path):
+    """openTSNE imports pynndescent to see whether it is installed (30 s of numba compilation
+    in a fresh environment); with exact or Annoy neighbours the reducer never lets it."""
+    pytest.importorskip("openTSNE")
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from latent_atlas.reducers import TSNEReducer\n"
+        "x = np.random.default_rng(0).normal(size=(200, 8))\n"
+        "TSNEReducer(random_state=0, n_iter=20, early_exaggeration_iter=20).fit(x)\n"
+        "print(sorted(m for m in ('numba', 'pynndescent', 'umap') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -134,7 +134,7 @@ class TSNEReducer(Reducer):
             n_jobs=self.n_jobs,
             random_state=self.random_state,
         )
-        embedding = tsne.prepare_initial(X)
+        embedding = tsne.prepare_initial(X, affinities=self._affinities(X, open_tsne))
         iterations = []
         for n_iter, exaggeration, momentum in (
             (self.early_exaggeration_iter, tsne.early_exaggeration, tsne.initial_momentum),
@@ -154,6 +154,31 @@ class TSNEReducer(Reducer):
         self.kl_divergence_ = float(embedding.kl_divergence)
         self.tsne_embedding_ = embedding
         return np.asarray(embedding)
+
+    def _affinities(self, X: np.ndarray, open_tsne: Any) -> Any:
+        """openTSNE's affinities over our own neighbour index, or None (openTSNE's choice).
+
+        The same index and parameters openTSNE would build, but made here: openTSNE first checks
+        whether pynndescent is installed by importing it, and that import compiles numba code
+        for 30 s or more in a fresh environment, for a library exact and Annoy searches never use.
+        """
+        from openTSNE import affinity, nearest_neighbors
+
+        index_class = {"exact": nearest_neighbors.Sklearn, "annoy": nearest_neighbors.Annoy}.get(
+            self.neighbors_ if isinstance(self.neighbors_, str) else ""
+        )
+        if index_class is None:
+            return None
+        index = index_class(
+            data=X,
+            k=min(len(X) - 1, int(3 * self.perplexity_)),
+            metric=self.metric,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+        )
+        return affinity.MultiscaleMixture(
+            perplexities=self.perplexity_, knn_index=index, n_jobs=self.n_jobs
+        )
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.tsne_embedding_.transform(X))
