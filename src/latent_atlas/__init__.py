@@ -52,7 +52,9 @@ _EXPORTS = {
     "project_features": "pipeline",
     "run_pipeline": "pipeline",
     "ViewerData": "viewer",
+    "ViewerPage": "viewer",
     "build_viewer": "viewer",
+    "show_viewer": "viewer",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

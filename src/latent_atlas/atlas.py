@@ -75,6 +75,14 @@ class Atlas:
         filled = self.indices >= 0
         return float(self.distances[filled].mean()) if filled.any() else float("nan")
 
+    def _repr_html_(self) -> str:
+        rows, cols = self.shape
+        return (
+            f"<p>Atlas ({self.mode}): {rows}×{cols} cells, {self.n_filled} filled, mean "
+            f"distance {self.mean_distance:.4f}. <code>render_atlas(atlas, images)</code> draws "
+            "it (a PIL image of that array shows inline).</p>"
+        )
+
     def cells(
         self, labels: np.ndarray | None = None, predictions: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:

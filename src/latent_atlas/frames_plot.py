@@ -21,6 +21,7 @@ from latent_atlas.errors import ConfigError
 from latent_atlas.frames_anim import check_frames, normalise_frame, write_animation
 from latent_atlas.palette import class_colors
 from latent_atlas.plotting import _class_names, point_size
+from latent_atlas.richdisplay import FigureRepr
 from latent_atlas.sampling import seeded_sample
 
 __all__ = [
@@ -76,7 +77,7 @@ def _film_cells(
     return cells, rows, cols
 
 
-class FilmStripDisplay:
+class FilmStripDisplay(FigureRepr):
     """One small map per frame, the same classes in the same colours, one shared legend."""
 
     def __init__(
@@ -225,7 +226,7 @@ def _column(table: Mapping[str, Sequence[Any]], name: str, n: int | None = None)
     return values
 
 
-class ScoreCurvesDisplay:
+class ScoreCurvesDisplay(FigureRepr):
     """Score columns of a table as lines against a frame axis (layers, epochs, models)."""
 
     def __init__(
@@ -331,7 +332,7 @@ class ScoreCurvesDisplay:
         return cls(table, x, ys, group, xlabel).plot(**plot_kwargs)
 
 
-class CKADisplay:
+class CKADisplay(FigureRepr):
     """The linear CKA between every pair of frames as a heatmap (0 to 1)."""
 
     ANNOTATE_UP_TO = 16  # frames; with more, the values are not written in the cells

@@ -26,6 +26,7 @@ from latent_atlas.frames import map_frames, write_frames
 from latent_atlas.keys import changed, fingerprint
 from latent_atlas.latent import LatentSpace
 from latent_atlas.maps import atlas_for_run
+from latent_atlas.richdisplay import SCORE_COLUMNS, run_html
 from latent_atlas.runs import RunDir, SpaceDir, space_name
 from latent_atlas.sampling import seeded_sample
 from latent_atlas.sweep import Frame
@@ -45,14 +46,6 @@ __all__ = [
     "run_pipeline",
 ]
 
-_SCORE_COLUMNS = (
-    ("trust", "trustworthiness"),
-    ("contin.", "continuity"),
-    ("5-NN acc", "knn_accuracy_2d"),
-    ("NN kept", "neighbourhood_preservation"),
-    ("triplets", "triplet_accuracy"),
-)
-
 
 @dataclass
 class SpaceSummary:
@@ -71,13 +64,13 @@ class SpaceSummary:
             f"({self.latent.get('active_units', '?')} ever active); "
             f"5-NN accuracy in the latent space {knn:.4f}"
         ]
-        header = f"{'method':<14}{'seconds':>9}" + "".join(f"{c:>10}" for c, _ in _SCORE_COLUMNS)
+        header = f"{'method':<14}{'seconds':>9}" + "".join(f"{c:>10}" for c, _ in SCORE_COLUMNS)
         lines += [header, "-" * len(header)]
         for name, m in self.maps.items():
             s = m.get("scores", {})
             lines.append(
                 f"{name:<14}{m['seconds']:>9.2f}"
-                + "".join(f"{s.get(key, float('nan')):>10.4f}" for _, key in _SCORE_COLUMNS)
+                + "".join(f"{s.get(key, float('nan')):>10.4f}" for _, key in SCORE_COLUMNS)
             )
         return lines
 
@@ -110,8 +103,8 @@ class RunSummary:
     def latent(self) -> dict[str, Any]:
         return self.spaces[0].latent
 
-    def format(self) -> str:
-        lines = [f"run directory: {self.path}"]
+    def _head_lines(self) -> list[str]:
+        lines = []
         if self.model:
             m = self.model
             lines.append(
@@ -124,12 +117,26 @@ class RunSummary:
                 f"test accuracy {t['test_accuracy']:.4f} (loss {t['test_loss']:.4f}); "
                 f"best epoch {t['best_epoch']} of {t['epochs_run']}"
             )
+        return lines
+
+    def format(self) -> str:
+        lines = [f"run directory: {self.path}", *self._head_lines()]
         for space in self.spaces:
             if len(self.spaces) > 1:
                 lines.append(f"space {space.name}:")
             lines += space.format_lines()
         lines.append(f"total {self.seconds:.1f} s")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the scores table and the comparison figure of every space."""
+        folders = {sp.name: sp.path for sp in self.run.spaces()} if self.run else {}
+        spaces = [
+            (sp.name, sp.format_lines()[0], sp.maps, folders.get(sp.name, self.path))
+            for sp in self.spaces
+        ]
+        lines = [*self._head_lines(), f"total {self.seconds:.1f} s"]
+        return run_html(f"run directory: {self.path}", lines, spaces)
 
 
 def _summarise_space(

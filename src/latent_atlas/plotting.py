@@ -20,6 +20,7 @@ import numpy as np
 
 from latent_atlas.errors import ConfigError
 from latent_atlas.palette import class_colors
+from latent_atlas.richdisplay import FigureRepr
 
 
 def point_size(n_points: int) -> float:
@@ -100,7 +101,7 @@ def _legend(target: Any, names: list[str], colors: np.ndarray, **kwargs: Any) ->
     )
 
 
-class ScatterDisplay:
+class ScatterDisplay(FigureRepr):
     """One map, coloured by class, with the article's legend of class names above the axes."""
 
     def __init__(
@@ -201,7 +202,7 @@ def _extent(emb: np.ndarray) -> tuple[float, float, float, float]:
     return lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1]
 
 
-class DensityDisplay:
+class DensityDisplay(FigureRepr):
     """A map of any size drawn by aggregation instead of one marker per point.
 
     The same layout as :class:`ScatterDisplay` (legend of class names above the axes), for maps
@@ -252,7 +253,7 @@ class DensityDisplay:
         return cls(embedding, labels, class_names, title).plot(ax=ax, **plot_kwargs)
 
 
-class ComparisonDisplay:
+class ComparisonDisplay(FigureRepr):
     """Several maps of the same points side by side, sharing one class legend."""
 
     def __init__(
@@ -311,7 +312,7 @@ class ComparisonDisplay:
         return cls(embeddings, labels, class_names, subtitles).plot(**plot_kwargs)
 
 
-class QualityDisplay:
+class QualityDisplay(FigureRepr):
     """How faithful each map is: its scores as bars, and each map coloured by where it keeps
     neighbourhoods (per-point neighbourhood preservation as neighbours kept of k, dark = lost,
     bright = kept, on :class:`latent_atlas.trust_plot.KeptScale`)."""

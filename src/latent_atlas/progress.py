@@ -7,9 +7,12 @@ through the ``latent_atlas`` logger instead. ``enabled=False`` silences both.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from tqdm.auto import tqdm
+with warnings.catch_warnings():  # in a notebook without ipywidgets: the terminal bar, no warning
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    from tqdm.auto import tqdm
 
 
 def progress_bar(iterable: Any = None, *, enabled: bool = True, **kwargs: Any) -> tqdm:

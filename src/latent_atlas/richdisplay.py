@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+COMPARISON_FILE = "comparison.png"  # every map of a space side by side
 #: the scores a run's summary shows: (column heading, key in a map's ``scores``)
 SCORE_COLUMNS = (
     ("trust", "trustworthiness"),
@@ -77,20 +78,21 @@ def scores_table(maps: Mapping[str, Mapping[str, Any]]) -> str:
 def run_html(
     title: str,
     lines: Sequence[str],
-    spaces: Sequence[tuple[str, Mapping[str, Mapping[str, Any]], Path | None]],
+    spaces: Sequence[tuple[str, str, Mapping[str, Mapping[str, Any]], Path]],
     *,
     width: int = 900,
 ) -> str:
-    """A run as HTML: ``title``, ``lines`` of text, then per space ``(name, maps, figure)``
-    its scores table and its comparison figure (a PNG file, inlined when it exists)."""
+    """A run as HTML: ``title`` and ``lines`` of text, then per space ``(name, note, maps,
+    folder)`` its note, scores table and ``comparison.png`` (inlined, when the folder has it)."""
     parts = [f"<div><strong>{html.escape(title)}</strong>"]
     parts += [f"<br>{html.escape(line)}" for line in lines]
-    for name, maps, figure in spaces:
+    for name, note, maps, folder in spaces:
         if len(spaces) > 1:
             parts.append(f"<h4>space {html.escape(name)}</h4>")
-        parts.append(scores_table(maps))
-        if figure is not None and figure.is_file():
-            parts.append("<br>" + png_img(figure.read_bytes(), f"maps of {name}", width))
+        parts.append(f"<p>{html.escape(note)}</p>" + scores_table(maps))
+        figure = Path(folder) / COMPARISON_FILE
+        if figure.is_file():
+            parts.append(png_img(figure.read_bytes(), f"maps of {name}", width))
     return "\n".join([*parts, "</div>"])
 
 

@@ -238,6 +238,16 @@ class RunDir:
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r}, spaces={self.space_names})"
 
+    def _repr_html_(self) -> str:
+        """Jupyter: each space's scores table and comparison figure."""
+        from latent_atlas.richdisplay import run_html
+
+        def note(s: dict[str, Any]) -> str:
+            return f"{s.get('n_samples', '?')} samples × {s.get('n_features', '?')} features"
+
+        spaces = [(sp.name, note(sp.summary), sp.maps, sp.path) for sp in self.spaces()]
+        return run_html(f"run directory: {self.path}", [], spaces)
+
     @classmethod
     def create(cls, path: str | Path, *, command: str, config: dict[str, Any], seed: int) -> RunDir:
         """A run directory for ``command`` with ``config``: new, or the one already there.

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from latent_atlas.errors import ConfigError
+from latent_atlas.richdisplay import FigureRepr
 from latent_atlas.trust import MAX_POINTS, READINGS, PointTrust, point_trust
 
 UNSCORED_COLOUR = "#edf0f5"  # the points outside the scored sample, drawn beneath
@@ -129,7 +130,7 @@ def draw_readings(ax: Any, emb: np.ndarray, codes: np.ndarray, size: float) -> A
     )
 
 
-class TrustDisplay:
+class TrustDisplay(FigureRepr):
     """Where each map can be trusted: per map, the neighbourhood kept and the reading."""
 
     def __init__(self, trust: PointTrust, embeddings: Mapping[str, np.ndarray]):

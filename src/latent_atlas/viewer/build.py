@@ -243,15 +243,30 @@ def _write(
     check: bool,
 ) -> tuple[Path, bool]:
     """Write the page of ``data`` to ``target`` (when ``check``: only when its key changed)."""
+    html = page_html(data, target if check else None, max_thumbnails=max_thumbnails, k=k, seed=seed)
+    if html is None:
+        return target, False
+    return save_bytes(target, html.encode("utf-8")), True
+
+
+def page_html(
+    data: ViewerData,
+    built: Path | None = None,
+    *,
+    max_thumbnails: int | None = MAX_THUMBNAILS,
+    k: int = 10,
+    seed: int | None = None,
+) -> str | None:
+    """The page of ``data`` as a string (options as :func:`build_viewer`); ``None`` when the
+    page ``built`` exists and was made from the same data and options."""
     check_options(k, max_thumbnails, MAX_POINTS)
     chosen = select(
         data, max_thumbnails=max_thumbnails, seed=seed, max_points=MAX_POINTS, neighbours=k > 0
     )
     key = _key(data, chosen, {"max_thumbnails": max_thumbnails, "k": k, "max_points": MAX_POINTS})
-    if check and target.is_file() and stored_key(target) == key:
-        return target, False
-    html = render_html(payload_of(data, chosen, k), key)
-    return save_bytes(target, html.encode("utf-8")), True
+    if built is not None and built.is_file() and stored_key(built) == key:
+        return None
+    return render_html(payload_of(data, chosen, k), key)
 
 
 def _open(source: Any, out: str | Path | None, space: str | None) -> tuple[ViewerData, Path]:
