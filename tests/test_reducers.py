@@ -203,3 +203,75 @@ def test_tsne_imports_no_numba_library(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_run_without_umap_imports_no_numba_library(tmp_path):
+    """Nothing is imported or compiled that the requested methods do not use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from latent_atlas.cli import main\n"
+        f"main(['-q', 'run', '--epochs', '1', '--methods', 'pca,tsne', '--out', r'{tmp_path}/r'])\n"
+        "print(sorted(m for m in ('numba', 'pynndescent', 'umap') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_cold_numba_cache_is_filled_in_the_background(tmp_path, monkeypatch):
+    """With an empty cache, a run starts one child that compiles umap-learn's code; with a
+    filled one, or once umap is loaded, it starts none; fit waits for the child."""
+    from latent_atlas import jitcache
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert not jitcache.cache_is_warm()
+    started: list[list[str]] = []
+
+    class Child:
+        def __init__(self, cmd, **kw):
+            started.append(cmd)
+            self.waited = False
+
+        def wait(self):
+            self.waited = True
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(jitcache.subprocess, "Popen", Child)
+    monkeypatch.setattr(jitcache, "_WARMING", [])
+    monkeypatch.delitem(__import__("sys").modules, "umap", raising=False)
+    assert jitcache.warm_up_in_background() and len(started) == 1
+    assert "compile_umap()" in started[0][-1]
+    assert not jitcache.warm_up_in_background()  # one child at a time
+    child = jitcache._WARMING[0]
+    jitcache.wait_for_warm_up()
+    assert child.waited and jitcache._WARMING == []
+    for package, marker in (("pynndescent", "rp_trees"), ("umap", "layouts")):
+        (tmp_path / f"{package}_0123").mkdir()
+        (tmp_path / f"{package}_0123" / f"{marker}.f-1.py311.nbi").write_bytes(b"")
+    assert jitcache.cache_is_warm() and not jitcache.warm_up_in_background()
+
+
+@pytest.mark.slow
+def test_the_background_child_fills_an_empty_numba_cache(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("umap")
+    code = (
+        "import sys\n"
+        "from latent_atlas import jitcache\n"
+        "assert not jitcache.cache_is_warm()\n"
+        "assert jitcache.warm_up_in_background()\n"
+        "jitcache.wait_for_warm_up()\n"
+        "print(jitcache.cache_is_warm(), 'umap' in sys.modules)\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.split() == ["True", "False"]

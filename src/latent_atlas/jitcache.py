@@ -7,16 +7,31 @@ stores the machine code beside the package's sources, or in ``NUMBA_CACHE_DIR``)
 numba cannot cache (pynndescent's ``nn_descent`` uses dynamic globals) stay as they were;
 :class:`latent_atlas.reducers.UMAPReducer` avoids calling them for data sets that fit an exact
 neighbour search.
+
+A new machine (an empty cache) still compiles: importing pynndescent alone compiles its trees
+for 20-30 s. :func:`warm_up_in_background` starts that compilation in a child process at the
+start of a run, while this process trains, extracts and fits other maps; the UMAP step calls
+:func:`wait_for_warm_up` and then loads the compiled code from the cache. With a warm cache it
+starts nothing.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import importlib.util
+import os
 import pkgutil
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 _DONE: set[str] = set()
 _SKIP = ("tests", "plot", "parametric", "aligned")
+#: one compiled module per package whose cached index files mean "this package is cached"
+_MARKERS = {"pynndescent": "rp_trees", "umap": "layouts"}
+_WARMING: list[subprocess.Popen] = []  # the child compiling into the cache, while it runs
 
 
 def enable_numba_caching(*packages: str) -> int:
@@ -53,3 +68,71 @@ def enable_numba_caching(*packages: str) -> int:
                     except Exception:
                         continue
     return count
+
+
+def _cache_dirs(package: str) -> list[Path]:
+    """Where numba keeps ``package``'s cache: ``NUMBA_CACHE_DIR``, beside its sources, or the
+    user-wide cache directory (numba's own order)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    source = Path(next(iter(spec.submodule_search_locations)))
+    user = os.environ.get("NUMBA_CACHE_DIR")
+    if user:
+        return list(Path(user).glob(f"{package}_*"))
+    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "numba"
+    return [source / "__pycache__", *home.glob(f"{package}_*")]
+
+
+def cache_is_warm(packages: tuple[str, ...] = ("pynndescent", "umap")) -> bool:
+    """Whether numba's disk cache holds compiled code of every one of ``packages`` (without
+    importing them)."""
+    for package in packages:
+        marker = _MARKERS.get(package, "")
+        if not any(any(d.glob(f"{marker}.*.nbi")) for d in _cache_dirs(package)):
+            return False
+    return True
+
+
+def warm_up_in_background() -> bool:
+    """Compile umap-learn's and pynndescent's numba code into the disk cache in a child process
+    while this one does other work; True when a child was started (the cache was cold)."""
+    if _WARMING or "umap" in sys.modules or importlib.util.find_spec("umap") is None:
+        return False
+    if cache_is_warm():
+        return False
+    code = "from latent_atlas.jitcache import compile_umap; compile_umap()"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _WARMING.append(child)
+    atexit.register(_stop, child)
+    return True
+
+
+def wait_for_warm_up() -> None:
+    """Wait for the compiling child (if any), so this process loads its code from the cache."""
+    while _WARMING:
+        _WARMING.pop().wait()
+
+
+def _stop(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        child.terminate()
+
+
+def compile_umap() -> None:
+    """The child's work: import umap-learn (pynndescent compiles as it loads) and fit two small
+    maps, one through each neighbour path of :class:`~latent_atlas.reducers.UMAPReducer`, so
+    its compiled functions land in the cache with the types a real fit uses."""
+    import numpy as np
+
+    from latent_atlas.reducers.umap import UMAPReducer
+
+    rng = np.random.default_rng(0)
+    for n in (300, 4096):
+        x = rng.normal(size=(n, 8)).astype(np.float32)
+        UMAPReducer(n_neighbors=15, n_epochs=5, random_state=0).fit(x)

@@ -41,6 +41,19 @@ from latent_atlas.sampling import seeded_sample
 log = logging.getLogger("latent_atlas")
 
 
+def warm_up(config: MapConfig) -> None:
+    """Let each method prepare in the background what its fit will need (umap-learn's compiled
+    code on a machine whose numba cache is empty); runs call this before their long steps."""
+    from latent_atlas.reducers import reducer_class
+
+    for spec in config.maps:
+        method = spec.method
+        cls = reducer_class(method, spec.params) if isinstance(method, str) else type(method)
+        hook = getattr(cls, "warm_up", None)
+        if callable(hook):
+            hook()
+
+
 @dataclass(frozen=True)
 class Reference:
     """The map a frame's map is aligned to: the previous frame's (see :mod:`latent_atlas.align`)."""

@@ -25,7 +25,7 @@ from latent_atlas.fileio import as_json
 from latent_atlas.frames import map_frames, write_frames
 from latent_atlas.keys import changed, fingerprint
 from latent_atlas.latent import LatentSpace
-from latent_atlas.maps import atlas_for_run
+from latent_atlas.maps import atlas_for_run, warm_up
 from latent_atlas.richdisplay import SCORE_COLUMNS, run_html
 from latent_atlas.runs import RunDir, SpaceDir, space_name
 from latent_atlas.sampling import seeded_sample
@@ -186,6 +186,7 @@ def run_pipeline(
 
     config = config or RunConfig()
     started = time.perf_counter()
+    warm_up(config.maps)
     with (
         RunDir.create(
             out if out is not None else default_run_dir(config),
@@ -283,6 +284,7 @@ def project_features(
     if not named:
         raise ConfigError("no features given")
     started = time.perf_counter()
+    warm_up(maps)
     labels_arr = np.asarray(labels)
     if class_names is None:
         k = int(labels_arr.max()) + 1 if labels_arr.size and labels_arr.dtype.kind in "iu" else 0

@@ -58,9 +58,19 @@ class UMAPReducer(Reducer):
         self.pca_dims = pca_dims
         self.random_state = random_state
 
+    @staticmethod
+    def warm_up() -> bool:
+        """Start compiling umap-learn's code in the background when numba's cache is cold
+        (runs call this before training; ``fit`` waits for it)."""
+        from latent_atlas.jitcache import warm_up_in_background
+
+        return warm_up_in_background()
+
     def _fit(self, X: np.ndarray) -> np.ndarray:
+        from latent_atlas.jitcache import enable_numba_caching, wait_for_warm_up
+
+        wait_for_warm_up()
         umap = require("umap", "umap-learn", "umap", "UMAP")
-        from latent_atlas.jitcache import enable_numba_caching
 
         enable_numba_caching("umap", "pynndescent")
         self.n_neighbors_ = int(
