@@ -101,7 +101,7 @@ def warm_up_in_background() -> bool:
         return False
     if cache_is_warm():
         return False
-    code = "from latent_atlas.jitcache import compile_umap; compile_umap()"
+    code = "from latent_atlas.reducers.umap import compile_umap; compile_umap()"
     child = subprocess.Popen(
         [sys.executable, "-c", code],
         stdin=subprocess.DEVNULL,
@@ -123,16 +123,3 @@ def _stop(child: subprocess.Popen) -> None:
     if child.poll() is None:
         child.terminate()
 
-
-def compile_umap() -> None:
-    """The child's work: import umap-learn (pynndescent compiles as it loads) and fit two small
-    maps, one through each neighbour path of :class:`~latent_atlas.reducers.UMAPReducer`, so
-    its compiled functions land in the cache with the types a real fit uses."""
-    import numpy as np
-
-    from latent_atlas.reducers.umap import UMAPReducer
-
-    rng = np.random.default_rng(0)
-    for n in (300, 4096):
-        x = rng.normal(size=(n, 8)).astype(np.float32)
-        UMAPReducer(n_neighbors=15, n_epochs=5, random_state=0).fit(x)

@@ -124,3 +124,14 @@ class _ExactIndex:
     def query(self, X: np.ndarray, k: int, epsilon: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
         dist, ind = self.nn.kneighbors(X, n_neighbors=k)
         return ind.astype(np.int32), dist.astype(np.float32)
+
+
+def compile_umap() -> None:
+    """The warm-up child's work (:func:`latent_atlas.jitcache.warm_up_in_background`): import
+    umap-learn (pynndescent compiles as it loads) and fit two small maps, one through each
+    neighbour path of :class:`UMAPReducer`, so its compiled functions land in numba's cache with
+    the types a real fit uses."""
+    rng = np.random.default_rng(0)
+    for n in (300, 4096):
+        x = rng.normal(size=(n, 8)).astype(np.float32)
+        UMAPReducer(n_neighbors=15, n_epochs=5, random_state=0).fit(x)
