@@ -21,24 +21,14 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if done.returncode:
-        sys.exit(f"{' '.join(cmd[:5])} failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - t0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from article_e2e import NAMES, SHARED, timed_process  # the same inputs and timing
 
 
 def project_inputs(tmp: Path) -> list[str] | None:
@@ -83,7 +73,7 @@ def main() -> None:
                 for times in (cold, warm):
                     run_no += 1
                     cmd = [sys.executable, "-m", "latent_atlas", "-q", *argv]
-                    times.append(timed([*cmd, "--out", str(tmp / f"run{run_no}")], env))
+                    times.append(timed_process([*cmd, "--out", str(tmp / f"run{run_no}")], env))
             c, w = statistics.median(cold), statistics.median(warm)
             each = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(cold, warm, strict=True))
             print(f"| {label} | {c:.1f} s | {w:.1f} s | **{c / w:.2f}×** ({each}) |")

@@ -35,6 +35,7 @@ from latent_atlas.largedata import (
 )
 from latent_atlas.latent import LatentSpace
 from latent_atlas.plotting import ComparisonDisplay, ScatterDisplay
+from latent_atlas.richdisplay import COMPARISON_FILE
 from latent_atlas.runs import RunDir, SpaceDir, embedding_file
 from latent_atlas.sampling import seeded_sample
 
@@ -279,8 +280,8 @@ def write_plots(
         disp = ComparisonDisplay.from_embeddings(
             embeddings, latent.labels, latent.class_names, subtitles=subtitles
         )
-        save_figure(space.file("comparison.png"), disp.figure_)
-        steps.finish("comparison", key, ["comparison.png"], time.perf_counter() - t0)
+        save_figure(space.file(COMPARISON_FILE), disp.figure_)
+        steps.finish("comparison", key, [COMPARISON_FILE], time.perf_counter() - t0)
 
 
 def _subtitle(s: dict[str, float]) -> str:

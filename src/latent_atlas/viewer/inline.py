@@ -79,6 +79,7 @@ def show_viewer(
         data, built = ViewerData.from_space(run_space), run_space.file(VIEWER_FILE)
     options = {"max_thumbnails": max_thumbnails, "k": k, "seed": seed}
     text = page_html(data, built, **options)
-    if text is None and built is not None:  # the run's page is up to date
+    if text is None:  # the run's page (built) is up to date
+        assert built is not None
         return ViewerPage(built.read_text("utf-8"), height, built)
-    return ViewerPage(text or "", height)
+    return ViewerPage(text, height)
