@@ -210,7 +210,7 @@ def test_start_from_sets_a_default_start_only():
     assert start_from(UMAPReducer(), ref)
     assert not start_from(PCAReducer(), ref)
     assert not start_from(TSNEReducer(initialization="random"), ref)  # the user's choice
-    from latent_atlas.maps import _params
+    from latent_atlas.mapfit import _params
 
     assert _params(tsne)["initialization"] == "array 50×2"  # (the manifest stays small)
 

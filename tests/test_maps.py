@@ -10,7 +10,8 @@ from sklearn.datasets import load_digits
 from latent_atlas.config import AtlasConfig, MapConfig
 from latent_atlas.errors import ConfigError
 from latent_atlas.latent import LatentSpace
-from latent_atlas.maps import atlas_for_run, fit_map, map_space
+from latent_atlas.mapfit import fit_map
+from latent_atlas.maps import atlas_for_run, map_space
 from latent_atlas.runs import RunDir
 
 

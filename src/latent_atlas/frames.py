@@ -32,7 +32,8 @@ import numpy as np
 from latent_atlas.align import disparity, procrustes_disparity
 from latent_atlas.config import BEST, MapConfig
 from latent_atlas.fileio import save_bytes, save_npy
-from latent_atlas.maps import Reference, map_space
+from latent_atlas.mapfit import Reference
+from latent_atlas.maps import map_space
 from latent_atlas.metrics import MAX_SAMPLES, class_silhouette, knn_accuracy
 from latent_atlas.runs import RunDir
 from latent_atlas.sampling import seeded_sample

@@ -119,7 +119,14 @@ def wait_for_warm_up() -> None:
         _WARMING.pop().wait()
 
 
+def stop_warm_up() -> None:
+    """Stop the compiling child (if any): for a process that is about to compile the same code
+    itself, such as a UMAP fit started in a second process (numba writes each cache file whole,
+    so a stopped child leaves no broken entry)."""
+    while _WARMING:
+        _stop(_WARMING.pop())
+
+
 def _stop(child: subprocess.Popen) -> None:
     if child.poll() is None:
         child.terminate()
-

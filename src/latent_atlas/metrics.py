@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from latent_atlas.errors import ConfigError
 from latent_atlas.sampling import seeded_sample
+from latent_atlas.threads import available_cores
 
 BLOCK_BYTES = 64 * 2**20  # memory for one block of distance rows
 MAX_SAMPLES = 10_000
@@ -60,8 +62,9 @@ def _check_k(k: int, n: int, limit: float | None = None) -> None:
         )
 
 
-def _blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
-    step = max(1, BLOCK_BYTES // (8 * max(n_cols, 1)))
+def _blocks(n_rows: int, n_cols: int, workers: int = 1) -> Iterator[slice]:
+    """Row blocks of about ``BLOCK_BYTES`` each (shared between ``workers`` at once)."""
+    step = max(1, BLOCK_BYTES // (8 * max(n_cols, 1) * workers))
     for start in range(0, n_rows, step):
         yield slice(start, min(start + step, n_rows))
 
@@ -89,29 +92,42 @@ def _rank_penalties(
     """For each N×k neighbour set: Σ over points and neighbours of (rank in ``X_ref`` − k)⁺.
 
     The ``X_ref`` distance rows are computed once per block and shared by every set; with
-    ``labels`` (0..K−1) the same pass also gives the class silhouette in ``X_ref``.
+    ``labels`` (0..K−1) the same pass also gives the class silhouette in ``X_ref``. Blocks go
+    to one thread per core (numpy releases the GIL in the work on large arrays).
     """
     n = len(X_ref)
     sq = np.einsum("ij,ij->i", X_ref, X_ref)
-    totals = [0.0] * len(neighbour_sets)
     sil = _SilhouetteSums(labels) if labels is not None else None
-    for rows in _blocks(n, n):
+
+    def block(rows: slice) -> list[float]:
         d = _sq_dists(X_ref[rows], X_ref, sq[rows], sq)
         idx = np.arange(rows.start, rows.stop)
         if sil is not None:
             sil.add(rows, np.sqrt(d))
         if not neighbour_sets:
-            continue
+            return []
         d[idx - rows.start, idx] = np.inf  # a point is not its own neighbour
         # rank of j among i's neighbours in X_ref: 1 + number of points strictly closer
         targets = np.concatenate(
             [np.take_along_axis(d, nbrs[rows], axis=1) for nbrs in neighbour_sets], axis=1
         )  # block × (sets · k)
-        ranks = 1 + _count_closer(d, targets)
-        for s in range(len(neighbour_sets)):
-            excess = ranks[:, s * k : (s + 1) * k] - k
-            totals[s] += float(excess[excess > 0].sum())
+        excess = 1 + _count_closer(d, targets) - k
+        excess[excess < 0] = 0
+        return excess.reshape(len(excess), -1, k).sum(axis=(0, 2)).astype(float).tolist()
+
+    blocks = list(_blocks(n, n, workers=_workers(n)))
+    if len(blocks) > 1 and _workers(n) > 1:
+        with ThreadPoolExecutor(_workers(n)) as pool:
+            parts = list(pool.map(block, blocks))
+    else:
+        parts = [block(rows) for rows in blocks]
+    totals = [float(sum(p[s] for p in parts)) for s in range(len(neighbour_sets))]
     return totals, (sil.value() if sil is not None else float("nan"))
+
+
+def _workers(n: int) -> int:
+    """Threads for a pass over N×N distances: one per core, from 2,000 points up."""
+    return min(available_cores(), 4) if n >= 2_000 else 1
 
 
 def _count_closer(d: np.ndarray, targets: np.ndarray, rows_per: int = 64) -> np.ndarray:

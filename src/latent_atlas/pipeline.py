@@ -25,7 +25,8 @@ from latent_atlas.fileio import as_json
 from latent_atlas.frames import map_frames, write_frames
 from latent_atlas.keys import changed, fingerprint
 from latent_atlas.latent import LatentSpace
-from latent_atlas.maps import atlas_for_run, warm_up
+from latent_atlas.mapfit import warm_up
+from latent_atlas.maps import atlas_for_run
 from latent_atlas.richdisplay import SCORE_COLUMNS, run_html
 from latent_atlas.runs import RunDir, SpaceDir, space_name
 from latent_atlas.sampling import seeded_sample
@@ -146,10 +147,16 @@ def _summarise_space(
 
     n = len(latent.features)
     sample = seeded_sample(n, MAX_SAMPLES, seed)
+    scored = space.steps.info("metrics") or {}
+    accuracy = (scored.get("reference") or {}).get("knn_accuracy")
+    same = (scored.get("n_samples"), scored.get("seed")) == (len(sample), seed)
+    if accuracy is None or not same or scored.get("k", 0) < 5:
+        # (the metrics step scored the same 5-NN on the same seeded sample: else count it here)
+        accuracy = knn_accuracy(latent.features[sample], latent.labels[sample], k=5)
     summary = {
         "n_samples": n,
         "n_features": int(latent.features.shape[1]),
-        "knn_accuracy": knn_accuracy(latent.features[sample], latent.labels[sample], k=5),
+        "knn_accuracy": accuracy,
         "knn_sample": len(sample),
         "active_units": int(np.count_nonzero(np.any(latent.features != 0, axis=0))),
     }

@@ -171,6 +171,10 @@ class Reducer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     warm_start: ClassVar[Mapping[str, Any]] = {}
     #: the fewest samples ``fit`` accepts
     min_samples: ClassVar[int] = 3
+    #: a seeded fit runs on one core, so another map can be fitted beside it (latent_atlas.mapfit)
+    one_core_when_seeded: ClassVar[bool] = False
+    #: linear and fast: nothing to gain by fitting another map beside it (latent_atlas.mapfit)
+    quick: ClassVar[bool] = False
     #: what each parameter may be (see :func:`whole`, :func:`real`, :func:`word`...)
     param_checks: ClassVar[Mapping[str, Check]] = {
         "n_components": whole(1),

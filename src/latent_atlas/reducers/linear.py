@@ -15,6 +15,7 @@ class PCAReducer(Reducer):
     """Principal component analysis (scikit-learn), the article's first map."""
 
     supports_transform = True
+    quick = True
     min_samples = 2
     param_checks: ClassVar[Mapping[str, Check]] = {**Reducer.param_checks, "whiten": flag()}
 

@@ -25,6 +25,7 @@ class UMAPReducer(Reducer):
 
     supports_transform = True
     init_param = "init"
+    one_core_when_seeded = True  # (umap-learn's seeded layout is single-threaded)
     EXACT_KNN_MAX: ClassVar[int] = 20_000
     param_checks: ClassVar[Mapping[str, Check]] = {
         **Reducer.param_checks,

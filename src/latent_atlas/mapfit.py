@@ -1,0 +1,395 @@
+"""Fitting the maps of one latent space: each map here, or beside the others in a second process.
+
+:func:`fit_maps` fits every map a :class:`~latent_atlas.config.MapConfig` names (or reuses its
+finished step) and saves ``embedding_<map>.npy``. A seeded UMAP fit runs on one core
+(umap-learn makes a seeded layout single-threaded so that it is reproducible); on a machine with
+two cores or more it is fitted in a second process while the other maps are fitted here, so the
+two slow maps of a run (t-SNE and UMAP) take about as long as the slower of them instead of the
+sum. The maps are the same either way: the second process fits the same reducer with the same
+seed. Small data (below :data:`DETACH_MIN_POINTS`), one core, a single slow map or a Dask
+cluster (``map_chunks``) keep every fit here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from typing import Any
+
+import numpy as np
+
+from latent_atlas.align import RECIPE as ALIGN_RECIPE
+from latent_atlas.align import procrustes_onto, start_from
+from latent_atlas.config import MapConfig, MapSpec
+from latent_atlas.errors import ConfigError, LatentAtlasError
+from latent_atlas.fileio import load_npy, save_npy
+from latent_atlas.keys import changed
+from latent_atlas.largedata import (
+    ChunkMapper,
+    LargeDataRecipe,
+    chunk_indices,
+    fit_large,
+    map_chunks_here,
+)
+from latent_atlas.latent import LatentSpace
+from latent_atlas.runs import SpaceDir, embedding_file
+from latent_atlas.sampling import seeded_sample
+from latent_atlas.threads import available_cores
+
+log = logging.getLogger("latent_atlas")
+
+#: below this many fitted points a second process costs more (its start, ~3 s) than it saves
+DETACH_MIN_POINTS = 5_000
+
+
+def warm_up(config: MapConfig) -> None:
+    """Let each method prepare in the background what its fit will need (umap-learn's compiled
+    code on a machine whose numba cache is empty); runs call this before their long steps."""
+    from latent_atlas.reducers import reducer_class
+
+    for spec in config.maps:
+        method = spec.method
+        cls = reducer_class(method, spec.params) if isinstance(method, str) else type(method)
+        hook = getattr(cls, "warm_up", None)
+        if callable(hook):
+            hook()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The map a frame's map is aligned to: the previous frame's (see :mod:`latent_atlas.align`)."""
+
+    embedding: np.ndarray
+    key: str  # the reference map's step key: an aligned map is made again when it changes
+    frame: str  # the space it belongs to
+
+
+@dataclass
+class _Fit:
+    """One map to fit: its step, key and configured reducer."""
+
+    spec: MapSpec
+    step: str
+    key: dict[str, Any]
+    reducer: Any
+    reference: Reference | None
+    started: bool
+
+
+@dataclass
+class _Fitted:
+    """What a fit gives back (from here or from the second process)."""
+
+    embedding: np.ndarray
+    fit_seconds: float
+    large_info: dict[str, Any] | None
+    params: dict[str, Any]
+    learned: dict[str, Any]
+    n_fit: int
+    seconds: float
+
+
+def fit_maps(
+    space: SpaceDir,
+    latent: LatentSpace,
+    config: MapConfig,
+    map_chunks: ChunkMapper | None = None,
+    references: Mapping[str, Reference] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+    """Every map of ``space`` (fitted now, or its finished step reused) and each one's record.
+
+    Seeded one-core fits run in a second process beside the others where that saves time
+    (see the module's docstring); the records and maps do not depend on where a map was fitted.
+    """
+    refs = references or {}
+    todo = {s.name: _prepare(space, latent, s, config, refs.get(s.name)) for s in config.maps}
+    fit_x = latent.fit_features if config.transform_needed else latent.features
+    jobs = [j for j in todo.values() if j is not None]
+    detached = _to_detach(jobs, len(fit_x), map_chunks)
+    futures = _submit(detached, latent, fit_x, config) if detached else {}
+    embeddings: dict[str, np.ndarray] = {}
+    try:
+        for job in jobs:
+            if job.spec.name not in futures:
+                _log_fit(job.spec, fit_x, config, "")
+                fitted = _fit_here(job, latent, fit_x, config, map_chunks)
+                embeddings[job.spec.name] = _finish(space, job, config, fitted)
+        for name, future in futures.items():
+            embeddings[name] = _finish(space, todo[name], config, _collect(future))  # type: ignore[arg-type]
+    finally:
+        for future in futures.values():
+            future.cancel()
+    ordered = {s.name: _result(space, s, embeddings.get(s.name)) for s in config.maps}
+    return {m: e for m, (e, _) in ordered.items()}, {m: r for m, (_, r) in ordered.items()}
+
+
+def fit_map(
+    space: SpaceDir,
+    latent: LatentSpace,
+    spec: MapSpec,
+    config: MapConfig,
+    map_chunks: ChunkMapper | None = None,
+    reference: Reference | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Fit one map here (or reuse its finished step); return the shown points' map and its
+    record. With a ``reference`` the map starts from it where the method can and is turned
+    onto it (:mod:`latent_atlas.align`)."""
+    job = _prepare(space, latent, spec, config, reference)
+    emb = None
+    if job is not None:
+        fit_x = latent.fit_features if config.transform_needed else latent.features
+        _log_fit(spec, fit_x, config, "")
+        emb = _finish(space, job, config, _fit_here(job, latent, fit_x, config, map_chunks))
+    return _result(space, spec, emb)
+
+
+def _prepare(
+    space: SpaceDir,
+    latent: LatentSpace,
+    spec: MapSpec,
+    config: MapConfig,
+    reference: Reference | None,
+) -> _Fit | None:
+    """The fit ``spec`` needs, with its reducer made and started; None when its step is done."""
+    key = {
+        "features": space.steps.key("features"),
+        "map": spec.key(),
+        "seed": config.seed,
+        "fit_on": config.fit_on,
+        "show": config.show,
+        "large": changed(asdict(config.large), asdict(LargeDataRecipe())),
+    }
+    if reference is not None:
+        key["aligned_to"] = reference.key
+        key["align"] = ALIGN_RECIPE
+    step = f"embedding:{spec.name}"
+    if space.steps.is_done(step, key):
+        return None
+    reducer = spec.make(config.seed)
+    fit_x = latent.fit_features if config.transform_needed else latent.features
+    started = reference is not None and _start_aligned(reducer, reference, fit_x, config)
+    return _Fit(spec, step, key, reducer, reference, started)
+
+
+def _log_fit(spec: MapSpec, fit_x: Any, config: MapConfig, where: str) -> None:
+    log.info("fitting %s on %d × %d (%s split)%s", spec.name, *fit_x.shape, config.fit_on, where)
+
+
+def _finish(space: SpaceDir, job: _Fit, config: MapConfig, fitted: _Fitted) -> np.ndarray:
+    """Save a fitted map (turned onto its reference, if any), finish its step; return the map."""
+    emb = fitted.embedding
+    if job.reference is not None:
+        emb = procrustes_onto(emb, job.reference.embedding)
+    name = embedding_file(job.spec.name)
+    save_npy(space.file(name), emb)
+    ref = job.reference
+    space.steps.finish(
+        job.step,
+        job.key,
+        [name],
+        fitted.seconds,
+        method=job.spec.method_name,
+        params=fitted.params,
+        effective=fitted.learned,
+        fit_on=config.fit_on,
+        show=config.show,
+        fit_seconds=round(fitted.fit_seconds, 4),
+        n_fit=fitted.n_fit,
+        large_data=fitted.large_info,
+        aligned_to=None if ref is None else {"frame": ref.frame, "start": job.started},
+    )
+    return emb
+
+
+def _result(
+    space: SpaceDir, spec: MapSpec, emb: np.ndarray | None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """A map (read from its file when its step was reused) and its record."""
+    step = f"embedding:{spec.name}"
+    info = {k: v for k, v in space.steps.info(step).items() if k != "outputs"}
+    return (load_npy(space.file(embedding_file(spec.name))) if emb is None else emb), info
+
+
+# -- where a fit runs ---------------------------------------------------------------------------
+
+
+def _to_detach(jobs: list[_Fit], n_fit: int, map_chunks: ChunkMapper | None) -> list[_Fit]:
+    """The fits worth running in a second process: seeded one-core fits, when at least one
+    other slow fit runs here meanwhile, on two cores or more, with enough points."""
+    if map_chunks is not None or available_cores() < 2 or n_fit < DETACH_MIN_POINTS:
+        return []
+    one_core = [j for j in jobs if _one_core(j.reducer)]
+    others = [j for j in jobs if j not in one_core and not getattr(j.reducer, "quick", False)]
+    return one_core[:1] if others else []
+
+
+def _one_core(reducer: Any) -> bool:
+    return bool(getattr(reducer, "one_core_when_seeded", False)) and (
+        getattr(reducer, "random_state", None) is not None
+    )
+
+
+def _submit(
+    jobs: list[_Fit], latent: LatentSpace, fit_x: np.ndarray, config: MapConfig
+) -> dict[str, Future]:
+    """Start each job's fit in a second process (one worker, a fresh interpreter)."""
+    from latent_atlas.jitcache import stop_warm_up
+
+    stop_warm_up()  # (the second process compiles what it needs into the same cache)
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+    show_x = latent.features if config.transform_needed else None
+    futures = {}
+    for job in jobs:
+        _log_fit(job.spec, fit_x, config, ", in a second process")
+        futures[job.spec.name] = pool.submit(
+            _fit_detached, job.reducer, job.spec, fit_x, show_x, config
+        )
+    pool.shutdown(wait=False)
+    return futures
+
+
+def _collect(future: Future) -> _Fitted:
+    fitted, caught = future.result()
+    for w in caught:  # (warnings the second process raised, such as an adapted parameter)
+        warnings.warn_explicit(w["message"], w["category"], w["filename"], w["lineno"])
+    return fitted
+
+
+def _fit_detached(
+    reducer: Any, spec: MapSpec, fit_x: np.ndarray, show_x: np.ndarray | None, config: MapConfig
+) -> tuple[_Fitted, list[dict[str, Any]]]:
+    """The second process's work: one fit, its warnings recorded to show in the first."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = _run_fit(reducer, spec, fit_x, show_x, config, None)
+    shown = [
+        {
+            "message": str(w.message),
+            "category": w.category,
+            "filename": w.filename,
+            "lineno": w.lineno,
+        }
+        for w in caught
+    ]
+    return fitted, shown
+
+
+def _fit_here(
+    job: _Fit, latent: LatentSpace, fit_x: np.ndarray, config: MapConfig, map_chunks: Any
+) -> _Fitted:
+    show_x = latent.features if config.transform_needed else None
+    return _run_fit(job.reducer, job.spec, fit_x, show_x, config, map_chunks)
+
+
+def _run_fit(
+    reducer: Any,
+    spec: MapSpec,
+    fit_x: np.ndarray,
+    show_x: np.ndarray | None,
+    config: MapConfig,
+    map_chunks: ChunkMapper | None,
+) -> _Fitted:
+    t0 = time.perf_counter()
+    emb, fit_seconds, large_info = _fit(reducer, spec, fit_x, show_x, config, map_chunks)
+    return _Fitted(
+        emb,
+        fit_seconds,
+        large_info,
+        _params(reducer),
+        _learned(reducer),
+        len(fit_x),
+        time.perf_counter() - t0,
+    )
+
+
+def transform_in_chunks(
+    reducer: Any, X: np.ndarray, chunk: int, map_chunks: ChunkMapper | None = None
+) -> np.ndarray:
+    """``reducer.transform`` of every row of ``X``, chunk by chunk (here, or on Dask workers)."""
+    chunks = chunk_indices(np.arange(len(X)), chunk)
+    placed = (map_chunks or map_chunks_here)(reducer, X, chunks)
+    return np.concatenate(placed).astype(np.float32)
+
+
+def _start_aligned(reducer: Any, reference: Reference, fit_x: Any, config: MapConfig) -> bool:
+    """Start the fit from the reference map where it is a map of the same fitted points."""
+    if config.transform_needed or config.large.applies(len(fit_x), reducer):
+        return False  # (fitted on other points, or on a sample: Procrustes alone)
+    if len(reference.embedding) != len(fit_x):
+        raise ConfigError(
+            f"frame {reference.frame} maps {len(reference.embedding)} points, this one {len(fit_x)}"
+        )
+    return start_from(reducer, reference.embedding)
+
+
+def _fit(
+    reducer: Any,
+    spec: MapSpec,
+    fit_x: np.ndarray,
+    show_x: np.ndarray | None,
+    config: MapConfig,
+    map_chunks: ChunkMapper | None,
+) -> tuple[np.ndarray, float, dict[str, Any] | None]:
+    """The map of the shown points, the seconds the fit took, and the large-data record."""
+    large = config.large.applies(len(fit_x), reducer)
+    t0 = time.perf_counter()
+    try:
+        if config.transform_needed:
+            if large:
+                sample = seeded_sample(len(fit_x), config.large.sample, config.seed)
+                reducer.fit(np.asarray(fit_x[sample]))
+            else:
+                reducer.fit(fit_x)
+            fit_seconds = time.perf_counter() - t0
+            log.info("placing %d %s points into the %s map", len(show_x), config.show, spec.name)
+            emb = transform_in_chunks(reducer, show_x, config.large.chunk, map_chunks)
+            return emb, fit_seconds, None
+        if large:
+            emb, info = fit_large(reducer, fit_x, config.large, config.seed, map_chunks=map_chunks)
+            return emb, info["seconds"]["fit_sample"], info
+        emb = np.asarray(reducer.fit_transform(fit_x))
+    except LatentAtlasError:
+        raise
+    except (ValueError, np.linalg.LinAlgError) as exc:  # a backend refused this data
+        raise ConfigError(f"{spec.name} cannot map these features: {exc}") from exc
+    if emb.ndim != 2 or emb.shape[1] != 2:
+        raise ConfigError(f"{spec.name} made a map of shape {emb.shape}, not N×2")
+    return emb, time.perf_counter() - t0, None
+
+
+def _params(reducer: Any) -> dict[str, Any]:
+    return {k: plain(v) for k, v in reducer.get_params(deep=False).items()}
+
+
+def _learned(reducer: Any) -> dict[str, Any]:
+    """The plain learned attributes of a fitted reducer (``perplexity_``, ``n_neighbors_``...)."""
+    return {
+        k: plain(v)
+        for k, v in vars(reducer).items()
+        if k.endswith("_") and not k.startswith("_") and _isplain(v)
+    }
+
+
+def _isplain(value: Any) -> bool:
+    return isinstance(value, bool | int | float | str | np.integer | np.floating) or (
+        isinstance(value, np.ndarray) and value.ndim == 1 and value.size <= 64
+    )
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):  # (a starting layout: its shape, not 20,000 numbers)
+        return value.tolist() if value.size <= 16 else f"array {'×'.join(map(str, value.shape))}"
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if isinstance(value, tuple | list):
+        return [plain(v) for v in value]
+    return repr(value)
