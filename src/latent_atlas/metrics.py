@@ -115,9 +115,10 @@ def _rank_penalties(
         excess[excess < 0] = 0
         return excess.reshape(len(excess), -1, k).sum(axis=(0, 2)).astype(float).tolist()
 
-    blocks = list(_blocks(n, n, workers=_workers(n)))
-    if len(blocks) > 1 and _workers(n) > 1:
-        with ThreadPoolExecutor(_workers(n)) as pool:
+    workers = _workers(n)
+    blocks = list(_blocks(n, n, workers=workers))
+    if len(blocks) > 1 and workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
             parts = list(pool.map(block, blocks))
     else:
         parts = [block(rows) for rows in blocks]
