@@ -108,7 +108,7 @@ def fit_maps(
     """
     refs = references or {}
     todo = {s.name: _prepare(space, latent, s, config, refs.get(s.name)) for s in config.maps}
-    fit_x = latent.fit_features if config.transform_needed else latent.features
+    fit_x, _ = _inputs(latent, config)
     jobs = [j for j in todo.values() if j is not None]
     detached = _to_detach(jobs, len(fit_x), map_chunks)
     futures = _submit(detached, latent, fit_x, config) if detached else {}
@@ -142,7 +142,7 @@ def fit_map(
     job = _prepare(space, latent, spec, config, reference)
     emb = None
     if job is not None:
-        fit_x = latent.fit_features if config.transform_needed else latent.features
+        fit_x, _ = _inputs(latent, config)
         _log_fit(spec, fit_x, config, "")
         emb = _finish(space, job, config, _fit_here(job, latent, fit_x, config, map_chunks))
     return _result(space, spec, emb)
@@ -171,9 +171,16 @@ def _prepare(
     if space.steps.is_done(step, key):
         return None
     reducer = spec.make(config.seed)
-    fit_x = latent.fit_features if config.transform_needed else latent.features
+    fit_x, _ = _inputs(latent, config)
     started = reference is not None and _start_aligned(reducer, reference, fit_x, config)
     return _Fit(spec, step, key, reducer, reference, started)
+
+
+def _inputs(latent: LatentSpace, config: MapConfig) -> tuple[Any, Any]:
+    """The points a map is fitted on, and the points it shows when those differ (else None)."""
+    if config.transform_needed:
+        return latent.fit_features, latent.features
+    return latent.features, None
 
 
 def _log_fit(spec: MapSpec, fit_x: Any, config: MapConfig, where: str) -> None:
@@ -242,7 +249,7 @@ def _submit(
 
     stop_warm_up()  # (the second process compiles what it needs into the same cache)
     pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
-    show_x = latent.features if config.transform_needed else None
+    _, show_x = _inputs(latent, config)
     futures = {}
     for job in jobs:
         _log_fit(job.spec, fit_x, config, ", in a second process")
@@ -282,7 +289,7 @@ def _fit_detached(
 def _fit_here(
     job: _Fit, latent: LatentSpace, fit_x: np.ndarray, config: MapConfig, map_chunks: Any
 ) -> _Fitted:
-    show_x = latent.features if config.transform_needed else None
+    _, show_x = _inputs(latent, config)
     return _run_fit(job.reducer, job.spec, fit_x, show_x, config, map_chunks)
 
 
