@@ -142,6 +142,8 @@ def test_run_with_dask_local_equals_the_plain_run(tiny_npz, tmp_path):
         "40",
         "--large-sample",
         "30",
+        "--large-refine-max",
+        "39",
         "--grid",
         "4",
     ]
@@ -152,4 +154,19 @@ def test_run_with_dask_local_equals_the_plain_run(tiny_npz, tmp_path):
             np.load(tmp_path / "plain" / name), np.load(tmp_path / "dask" / name), err_msg=name
         )
     tsne = RunDir.open(tmp_path / "dask").space().steps.info("embedding:tsne")
-    assert tsne["large_data"]["n_sample"] == 30
+    assert tsne["large_data"]["n_sample"] == 30 and tsne["large_data"]["refine_max"] == 39
+    assert "refine" not in tsne["large_data"]["recipe"]  # 40+ points > --large-refine-max
+
+
+@pytest.mark.slow
+def test_tsne_above_refine_max_keeps_the_transform_positions(blobs):
+    x, y = blobs
+    recipe = LargeDataRecipe(threshold=1000, sample=600, chunk=700, refine_max=2999)
+    assert recipe.refines(2999, get_reducer("tsne")) and not recipe.refines(3000, "tsne")
+    reducer = get_reducer("tsne", random_state=0)
+    emb, info = fit_large(reducer, x, recipe, seed=0)
+    assert info["recipe"] == "fit on sample → transform the rest" and info["refine_max"] == 2999
+    np.testing.assert_array_equal(emb[seeded_sample(3000, 600, 0)], reducer.embedding_)
+    assert knn_accuracy(emb, y) > 0.95 and trustworthiness(x, emb) > 0.85
+    with pytest.raises(ConfigError, match="refine_max"):
+        LargeDataRecipe(refine_max=-1)

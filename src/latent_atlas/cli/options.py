@@ -178,6 +178,14 @@ def add_maps(p: argparse.ArgumentParser) -> None:
         help="the size of that sample (default: 50000)",
     )
     g.add_argument(
+        "--large-refine-max",
+        type=int,
+        default=500_000,
+        metavar="N",
+        help="on large data, refine the t-SNE map on all points up to N points; above, keep "
+        "the transform's positions (default: 500000; 0: never refine)",
+    )
+    g.add_argument(
         "--dask",
         metavar="ADDRESS",
         help="run extraction shards and large-data transform chunks on a Dask "
@@ -210,7 +218,11 @@ def maps_from(args: argparse.Namespace) -> Any:
         metrics_k=args.metrics_k,
         metrics_max_samples=args.metrics_max_samples,
         atlas=atlas_from(args),
-        large=LargeDataRecipe(threshold=args.large_threshold, sample=args.large_sample),
+        large=LargeDataRecipe(
+            threshold=args.large_threshold,
+            sample=args.large_sample,
+            refine_max=args.large_refine_max,
+        ),
         align=not args.no_align,
     )
 
