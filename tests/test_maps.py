@@ -104,3 +104,62 @@ def test_atlas_for_a_finished_run_appends_to_its_history(space):
     assert set(run.space("pixels").atlases) == {"atlas_pca", "atlas_pca_grid"}
     with pytest.raises(ConfigError, match="no 'umap' map; it has: pca"):
         atlas_for_run(found.run.path, "umap")
+
+
+@pytest.mark.slow
+def test_maps_fitted_here_are_scored_and_drawn_while_another_is_fitted_beside(
+    tmp_path, monkeypatch
+):
+    """While UMAP is fitted in a second process the maps already fitted are scored and drawn;
+    every file and score is what the run gives with every map fitted here."""
+    import latent_atlas.maps as maps_module
+    from latent_atlas import mapfit
+
+    def run_space(name):
+        x, y = load_digits(return_X_y=True)
+        images = (load_digits().images * 15).astype(np.uint8)
+        latent = LatentSpace(
+            x[:300].astype(np.float32), y[:300], [str(i) for i in range(10)], images=images[:300]
+        )
+        run = RunDir.create(tmp_path / name, command="project", config={}, seed=4)
+        run.set(dataset={"class_names": latent.class_names})
+        found = run.add_space("pixels", source={})
+        found.steps.finish("features", {"x": latent.features}, latent.save(found.path), 0.0)
+        config = MapConfig(methods=("pca", "tsne", "umap"), seed=4, atlas=AtlasConfig(grid=6))
+        return found, map_space(found, latent, config)
+
+    here_space, here = run_space("here")
+    monkeypatch.setattr(mapfit, "DETACH_MIN_POINTS", 0)
+    monkeypatch.setattr(mapfit, "available_cores", lambda: 2)
+    waited = []
+    real_draw = maps_module._draw_each
+    monkeypatch.setattr(
+        maps_module,
+        "_draw_each",
+        lambda space, latent, embs, config: (
+            waited.append(list(embs)) or real_draw(space, latent, embs, config)
+        ),
+    )
+    beside_space, beside = run_space("beside")
+    assert waited[0] == ["pca", "tsne"]  # (drawn while UMAP was fitted)
+    for m in ("pca", "tsne", "umap"):
+        assert beside[m]["scores"] == here[m]["scores"]
+    for file in ("atlas_umap.parquet", "atlas_tsne.png", "scatter_pca.png", "metrics.md"):
+        assert beside_space.file(file).read_bytes() == here_space.file(file).read_bytes(), file
+
+    def scores_csv(space):  # (but for the fit times)
+        rows = [r.split(",") for r in space.file("metrics.csv").read_text().splitlines()]
+        at = rows[0].index("fit_seconds")
+        return [r[:at] + r[at + 1 :] for r in rows]
+
+    assert scores_csv(beside_space) == scores_csv(here_space)
+    from latent_atlas.trust import read_trust
+
+    a, b = (
+        read_trust(here_space.file("trust.parquet")),
+        read_trust(beside_space.file("trust.parquet")),
+    )
+    assert list(a.kept) == list(b.kept) == ["pca", "tsne", "umap"]
+    for m in a.kept:
+        np.testing.assert_array_equal(a.kept[m], b.kept[m])
+        np.testing.assert_array_equal(a.reading[m], b.reading[m])

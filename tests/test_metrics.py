@@ -6,7 +6,7 @@ from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.model_selection import LeaveOneOut, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from latent_atlas import metrics
+from latent_atlas import metrics, ranks
 from latent_atlas.errors import ConfigError
 
 
@@ -22,7 +22,7 @@ def data():
 @pytest.mark.parametrize("k", [1, 5, 10, 40])
 def test_trustworthiness_equals_sklearn(data, k, monkeypatch):
     X, E, _ = data
-    monkeypatch.setattr(metrics, "BLOCK_BYTES", 8 * 300 * 7)  # force many small blocks
+    monkeypatch.setattr(ranks, "BLOCK_BYTES", 8 * 300 * 7)  # force many small blocks
     ours = metrics.trustworthiness(X, E, k=k)
     assert ours == pytest.approx(sk_trustworthiness(X, E, n_neighbors=k), abs=1e-6)
 
@@ -93,7 +93,7 @@ def test_silhouette_equals_sklearn(data, monkeypatch):
     from sklearn.metrics import silhouette_score
 
     X, E, y = data
-    monkeypatch.setattr(metrics, "BLOCK_BYTES", 8 * 300 * 11)
+    monkeypatch.setattr(ranks, "BLOCK_BYTES", 8 * 300 * 11)
     for Z in (X, E):
         assert metrics.class_silhouette(Z, y) == pytest.approx(silhouette_score(Z, y), abs=1e-6)
     one = np.zeros(len(y), dtype=int)
@@ -140,3 +140,22 @@ def test_trustworthiness_memory_grows_with_blocks_not_n_squared():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 400 * 2**20  # an N×N float64 matrix would be 3.2 GB
+
+
+def test_maps_scored_apart_on_one_latent_side_equal_maps_scored_together(data):
+    """Maps ready at different times score exactly as maps scored together."""
+    X, E, y = data
+    maps = {"a": E, "b": X[:, :2], "c": X[:, 3:5]}
+    whole = metrics.evaluate_maps(X, maps, y, k=7, max_samples=250, random_state=2)
+    side = metrics.latent_side(X, y, k=7, max_samples=250, random_state=2)
+    first = metrics.evaluate_maps(X, {"c": maps["c"]}, y, latent=side)
+    rest = metrics.evaluate_maps(X, {m: maps[m] for m in "ab"}, y, latent=side)
+    merged = first.merged(rest, ["a", "b", "c"])
+    assert list(merged.scores) == ["a", "b", "c"] and merged.scores == whole.scores
+    assert merged.reference == whole.reference and merged.k == whole.k == 7
+    for m in maps:
+        np.testing.assert_array_equal(merged.per_point[m], whole.per_point[m])
+    np.testing.assert_array_equal(merged.sample, whole.sample)
+    other = metrics.evaluate_maps(X, {"d": E}, y, max_samples=120)
+    with pytest.raises(ConfigError, match="same sample"):
+        first.merged(other)

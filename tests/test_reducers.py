@@ -144,6 +144,44 @@ def test_umap_exact_neighbours_keep_transform():
     assert clf.score(placed, y[4500:]) >= 0.9
 
 
+@pytest.mark.slow
+def test_umap_on_exact_neighbours_leaves_pynndescent_trees_unloaded():
+    """Nothing is compiled that the fit does not use: a UMAP fit on exact neighbours (both
+    paths) loads none of pynndescent's trees or NN-descent; a later fit that needs NN-descent
+    in the same process loads them and hands umap-learn the real NNDescent."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("umap")
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from sklearn.datasets import make_blobs\n"
+        "from sklearn.neighbors import KNeighborsClassifier\n"
+        "from latent_atlas.reducers import get_reducer\n"
+        "x, y = make_blobs(5000, 16, centers=6, random_state=0)\n"
+        "trees = ('pynndescent.rp_trees', 'pynndescent.pynndescent_')\n"
+        "for n in (1000, 4500):\n"
+        "    est = get_reducer('umap', random_state=0, n_epochs=50).fit(x[:n])\n"
+        "    clf = KNeighborsClassifier(5).fit(est.embedding_, y[:n])\n"
+        "    print(n, est.knn_, clf.score(est.transform(x[4500:]), y[4500:]),\n"
+        "          [m in sys.modules for m in trees])\n"
+        "est = get_reducer('umap', random_state=0, n_epochs=50, knn='approximate').fit(x[:4500])\n"
+        "import pynndescent, umap.umap_\n"
+        "clf = KNeighborsClassifier(5).fit(est.embedding_, y[:4500])\n"
+        "print(est.knn_, clf.score(est.transform(x[4500:]), y[4500:]),\n"
+        "      umap.umap_.NNDescent is pynndescent.NNDescent,\n"
+        "      type(est.umap_._knn_search_index) is pynndescent.NNDescent)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = [line.split() for line in out.stdout.strip().splitlines()]
+    for n, line in zip(("1000", "4500"), lines[:2], strict=True):
+        assert line[:2] == [n, "exact"] and float(line[2]) >= 0.95
+        assert line[3:] == ["[False,", "False]"]
+    assert lines[2][0] == "approximate" and float(lines[2][1]) >= 0.95
+    assert lines[2][2:] == ["True", "True"]
+
+
 # scikit-learn's own estimator checks. The expected failures are properties of the methods,
 # not of the wrappers: t-SNE and PaCMAP place a training point somewhere else than where the
 # fit put it (fit_transform ≠ transform), and UMAP's transform of a point depends on the

@@ -268,3 +268,23 @@ def test_the_figure_draws_unscored_points_beneath_and_says_so():
     d = TrustDisplay.from_trust(trust, emb)
     grey = d.axes_["kept"]["a"].collections[0]  # drawn first: beneath
     assert len(grey.get_offsets()) == 400 and "pale grey beneath" in d.figure_._suptitle.get_text()
+
+
+def test_trust_scored_apart_on_one_latent_side_equals_trust_scored_together():
+    from latent_atlas.trust import point_trust, trust_side
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(400, 6))
+    y = (x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 0)
+    pred = np.where(rng.random(400) < 0.1, 0, y)
+    maps = {"a": x[:, :2], "b": x[:, 2:4] + x[:, :2], "c": rng.normal(size=(400, 2))}
+    whole = point_trust(x, maps, y, pred, k=8, max_points=300, random_state=1)
+    side = trust_side(x, y, pred, k=8, max_points=300, random_state=1)
+    first = point_trust(x, {"c": maps["c"]}, y, pred, latent=side)
+    merged = first.merged(point_trust(x, {"a": maps["a"], "b": maps["b"]}, y, pred, latent=side))
+    merged = merged.merged(merged, ["a", "b", "c"])
+    assert list(merged.kept) == ["a", "b", "c"] and merged.describe() == whole.describe()
+    for m in maps:
+        np.testing.assert_array_equal(merged.kept[m], whole.kept[m])
+        np.testing.assert_array_equal(merged.reading[m], whole.reading[m])
+    np.testing.assert_array_equal(merged.latent_majority, whole.latent_majority)

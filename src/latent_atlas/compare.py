@@ -24,17 +24,96 @@ import numpy as np
 from latent_atlas.errors import ConfigError
 from latent_atlas.fileio import save_bytes, save_figure, save_table
 from latent_atlas.latent import LatentSpace
-from latent_atlas.metrics import SCORES, evaluate_maps
+from latent_atlas.metrics import SCORES, LatentSide, MetricsReport, evaluate_maps, latent_side
 from latent_atlas.plotting import QualityDisplay
 from latent_atlas.runs import RunDir, SpaceDir
 from latent_atlas.trust import FILE as TRUST_FILE
 from latent_atlas.trust import MAX_POINTS as TRUST_MAX_POINTS
-from latent_atlas.trust import PURE, SHARE_COLUMNS, SUPPORTED, point_trust, save_trust
+from latent_atlas.trust import (
+    PURE,
+    SHARE_COLUMNS,
+    SUPPORTED,
+    PointTrust,
+    TrustSide,
+    point_trust,
+    save_trust,
+    trust_side,
+)
 from latent_atlas.trust_plot import TrustDisplay
 
 log = logging.getLogger("latent_atlas")
 
 FILES = ["metrics.csv", "metrics.md", "metrics.png", "metrics_per_point.parquet"]
+
+
+class SpaceScoring:
+    """The map metrics and per-point trust of one space's maps, scored as the maps arrive:
+    the latent side of each once, then each map when it is ready (:meth:`add`, e.g. while
+    another map is still being fitted). :func:`write_metrics` takes what was scored and scores
+    the rest; the numbers are those of scoring every map at once."""
+
+    def __init__(
+        self,
+        latent: LatentSpace,
+        *,
+        k: int = 10,
+        max_samples: int | None = 10_000,
+        seed: int = 0,
+        trust_max_points: int | None = TRUST_MAX_POINTS,
+    ):
+        self.latent = latent
+        self.options = (k, max_samples, seed, trust_max_points)
+        self._sides: tuple[LatentSide, TrustSide] | None = None
+        self._report: MetricsReport | None = None
+        self._trust: PointTrust | None = None
+
+    def _latent_sides(self) -> tuple[LatentSide, TrustSide]:
+        if self._sides is None:
+            k, max_samples, seed, max_points = self.options
+            x, labels = self.latent.features, self.latent.labels
+            metrics_side = latent_side(x, labels, k=k, max_samples=max_samples, random_state=seed)
+            trust = trust_side(
+                x,
+                labels,
+                self.latent.predictions,
+                k=metrics_side.k,
+                max_points=max_points,
+                random_state=seed,
+            )
+            self._sides = metrics_side, trust
+        return self._sides
+
+    def add(self, embeddings: dict[str, np.ndarray]) -> None:
+        """Score these maps now (those not scored yet)."""
+        new = {m: e for m, e in embeddings.items() if m not in self.scored}
+        if not new:
+            return
+        sides = self._latent_sides()
+        x, labels = self.latent.features, self.latent.labels
+        report = evaluate_maps(x, new, labels, latent=sides[0])
+        trust = point_trust(x, new, labels, self.latent.predictions, latent=sides[1])
+        self._report = report if self._report is None else self._report.merged(report)
+        self._trust = trust if self._trust is None else self._trust.merged(trust)
+
+    def fits(self, k: int, max_samples: int | None, seed: int) -> bool:
+        """Whether this scores with these options (else the caller scores on its own)."""
+        return self.options[:3] == (k, max_samples, seed)
+
+    @property
+    def scored(self) -> list[str]:
+        return list(self._report.scores) if self._report is not None else []
+
+    def report(self, embeddings: dict[str, np.ndarray]) -> MetricsReport:
+        """The metrics of ``embeddings`` (scoring those not scored yet), in their order."""
+        self.add(embeddings)
+        assert self._report is not None
+        return self._report.merged(self._report, list(embeddings))
+
+    def trust(self, embeddings: dict[str, np.ndarray]) -> PointTrust:
+        """The per-point trust of ``embeddings`` (scoring those not scored yet), in order."""
+        self.add(embeddings)
+        assert self._trust is not None
+        return self._trust.merged(self._trust, list(embeddings))
 
 
 def write_metrics(
@@ -45,13 +124,17 @@ def write_metrics(
     k: int = 10,
     max_samples: int | None = 10_000,
     seed: int = 0,
+    scoring: SpaceScoring | None = None,
 ) -> dict[str, Any]:
     """Evaluate every map of ``space`` and score where each can be trusted; write the metrics
-    and trust files; record the scores (with the shares of each reading) in the manifest."""
-    if ran := _metrics_step(space, latent, embeddings, k, max_samples, seed):
+    and trust files; record the scores (with the shares of each reading) in the manifest.
+    ``scoring``: maps scored before with the same options (:class:`SpaceScoring`)."""
+    if scoring is not None and not scoring.fits(k, max_samples, seed):
+        scoring = None
+    if ran := _metrics_step(space, latent, embeddings, k, max_samples, seed, scoring):
         _save_csv(space, space.steps.info("metrics"), embeddings)  # (should the trust step fail)
     info = space.steps.info("metrics")
-    ran = write_trust(space, latent, embeddings, k=info["k"], seed=seed) or ran
+    ran = write_trust(space, latent, embeddings, k=info["k"], seed=seed, scoring=scoring) or ran
     shares = space.steps.info("trust").get("shares") or {}
     info["scores"] = {m: {**s, **shares.get(m, {})} for m, s in info["scores"].items()}
     if ran or not space.file("metrics.csv").is_file():
@@ -67,6 +150,7 @@ def _metrics_step(
     k: int,
     max_samples: int | None,
     seed: int,
+    scoring: SpaceScoring | None = None,
 ) -> bool:
     """The ``metrics`` step (metrics.md, metrics.png, metrics_per_point.parquet; metrics.csv
     follows in :func:`write_metrics`); whether it ran now."""
@@ -82,9 +166,13 @@ def _metrics_step(
         return False
     log.info("scoring %d maps on %s points", len(embeddings), f"{len(latent.labels):,}")
     t0 = time.perf_counter()
-    report = evaluate_maps(
-        latent.features, embeddings, latent.labels, k=k, max_samples=max_samples, random_state=seed
-    )
+    if scoring is not None:
+        report = scoring.report(embeddings)
+    else:
+        report = evaluate_maps(
+            latent.features, embeddings, latent.labels, k=k, max_samples=max_samples,
+            random_state=seed,
+        )  # fmt: skip
     _write_report(space, report, embeddings)
     steps.finish(
         "metrics",
@@ -110,6 +198,7 @@ def write_trust(
     k: int = 10,
     seed: int = 0,
     max_points: int | None = TRUST_MAX_POINTS,
+    scoring: SpaceScoring | None = None,
 ) -> bool:
     """The ``trust`` step: where each map of ``space`` can be trusted, per point
     (:func:`latent_atlas.trust.point_trust`) → ``trust.parquet`` and ``trust.png``, the shares
@@ -130,15 +219,18 @@ def write_trust(
     log.info(
         "per-point trust of %d maps on %s points", len(embeddings), f"{min(n, max_points or n):,}"
     )
-    trust = point_trust(
-        latent.features,
-        embeddings,
-        latent.labels,
-        latent.predictions,
-        k=k,
-        max_points=max_points,
-        random_state=seed,
-    )
+    if scoring is not None and scoring.options[2:] == (seed, max_points):
+        trust = scoring.trust(embeddings)  # (its k is the metrics' k, as ``k`` here)
+    else:
+        trust = point_trust(
+            latent.features,
+            embeddings,
+            latent.labels,
+            latent.predictions,
+            k=k,
+            max_points=max_points,
+            random_state=seed,
+        )
     save_trust(space.file(TRUST_FILE), trust)
     save_figure(space.file("trust.png"), TrustDisplay.from_trust(trust, embeddings).figure_)
     steps.finish(

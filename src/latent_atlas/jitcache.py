@@ -8,11 +8,16 @@ numba cannot cache (pynndescent's ``nn_descent`` uses dynamic globals) stay as t
 :class:`latent_atlas.reducers.UMAPReducer` avoids calling them for data sets that fit an exact
 neighbour search.
 
-A new machine (an empty cache) still compiles: importing pynndescent alone compiles its trees
-for 20-30 s. :func:`warm_up_in_background` starts that compilation in a child process at the
-start of a run, while this process trains, extracts and fits other maps; the UMAP step calls
-:func:`wait_for_warm_up` and then loads the compiled code from the cache. With a warm cache it
-starts nothing.
+Importing umap-learn imports pynndescent, and importing pynndescent compiles its search trees
+(20-30 s on a new machine, an empty cache) although a UMAP fit on exact neighbours never uses
+them. :func:`defer_pynndescent` lets umap-learn import without them: pynndescent's package stands
+in ``sys.modules`` with only the submodules umap-learn reads at import (its distance tables), and
+:func:`load_pynndescent` runs the rest of it when a fit needs NN-descent (large data).
+
+A new machine still compiles umap-learn's own code on its first fit. :func:`warm_up_in_background`
+starts that compilation in a child process at the start of a run, while this process trains,
+extracts and fits other maps; the UMAP step calls :func:`wait_for_warm_up` and then loads the
+compiled code from the cache. With a warm cache it starts nothing.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 _DONE: set[str] = set()
 _SKIP = ("tests", "plot", "parametric", "aligned")
 #: one compiled module per package whose cached index files mean "this package is cached"
 _MARKERS = {"pynndescent": "rp_trees", "umap": "layouts"}
+_DEFERRED = "_latent_atlas_deferred"  # set on pynndescent's package while its body has not run
 _WARMING: list[subprocess.Popen] = []  # the child compiling into the cache, while it runs
 
 
@@ -49,17 +56,9 @@ def enable_numba_caching(*packages: str) -> int:
             package = importlib.import_module(name)
         except ImportError:
             continue
-        modules = [package]
-        for info in pkgutil.walk_packages(package.__path__, f"{name}."):
-            if any(part in info.name for part in _SKIP):
-                continue
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    modules.append(importlib.import_module(info.name))
-            except Exception:
-                continue
-        for module in modules:
+        if getattr(package, _DEFERRED, False):
+            _DONE.discard(name)  # (again once it is loaded; now only what umap-learn read)
+        for module in _modules(package):
             for obj in list(vars(module).values()):
                 if isinstance(obj, CPUDispatcher) and type(obj._cache).__name__ == "NullCache":
                     try:
@@ -68,6 +67,66 @@ def enable_numba_caching(*packages: str) -> int:
                     except Exception:
                         continue
     return count
+
+
+def _modules(package: Any) -> list[Any]:
+    """``package`` and its submodules (those already imported, while it is deferred)."""
+    name = package.__name__
+    if getattr(package, _DEFERRED, False):
+        return [m for k, m in list(sys.modules.items()) if k == name or k.startswith(f"{name}.")]
+    modules = [package]
+    for info in pkgutil.walk_packages(package.__path__, f"{name}."):
+        if any(part in info.name for part in _SKIP):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                modules.append(importlib.import_module(info.name))
+        except Exception:
+            continue
+    return modules
+
+
+def defer_pynndescent() -> bool:
+    """Let umap-learn be imported without compiling pynndescent's trees: put pynndescent's
+    package in ``sys.modules`` without running its body, which imports the trees; umap-learn
+    then imports only the distance tables it reads. True when deferred now. Nothing happens
+    once umap-learn or pynndescent is loaded."""
+    if "umap" in sys.modules or "pynndescent" in sys.modules:
+        return False
+    spec = importlib.util.find_spec("pynndescent")
+    if spec is None or spec.loader is None or not spec.submodule_search_locations:
+        return False
+    package = importlib.util.module_from_spec(spec)
+    setattr(package, _DEFERRED, True)
+    package.NNDescent = _DeferredNNDescent  # type: ignore[attr-defined]
+    sys.modules["pynndescent"] = package
+    return True
+
+
+def load_pynndescent() -> Any:
+    """pynndescent, whole: runs the deferred package's body (compiling its trees into the cache)
+    and hands its real ``NNDescent`` to umap-learn. Fits that use NN-descent call this first."""
+    package = sys.modules.get("pynndescent")
+    if package is None or not getattr(package, _DEFERRED, False):
+        return importlib.import_module("pynndescent")
+    try:
+        package.__spec__.loader.exec_module(package)
+    except BaseException:
+        del sys.modules["pynndescent"]  # (a later import starts from scratch)
+        raise
+    delattr(package, _DEFERRED)
+    umap_module = sys.modules.get("umap.umap_")
+    if umap_module is not None and hasattr(umap_module, "NNDescent"):
+        umap_module.NNDescent = package.NNDescent
+    return package
+
+
+class _DeferredNNDescent:
+    """Stands for pynndescent's ``NNDescent`` until it is needed: making one loads pynndescent."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        return load_pynndescent().NNDescent(*args, **kwargs)
 
 
 def _cache_dirs(package: str) -> list[Path]:
@@ -84,7 +143,7 @@ def _cache_dirs(package: str) -> list[Path]:
     return [source / "__pycache__", *home.glob(f"{package}_*")]
 
 
-def cache_is_warm(packages: tuple[str, ...] = ("pynndescent", "umap")) -> bool:
+def cache_is_warm(packages: tuple[str, ...] = ("umap",)) -> bool:
     """Whether numba's disk cache holds compiled code of every one of ``packages`` (without
     importing them)."""
     for package in packages:
@@ -95,8 +154,9 @@ def cache_is_warm(packages: tuple[str, ...] = ("pynndescent", "umap")) -> bool:
 
 
 def warm_up_in_background() -> bool:
-    """Compile umap-learn's and pynndescent's numba code into the disk cache in a child process
-    while this one does other work; True when a child was started (the cache was cold)."""
+    """Compile umap-learn's numba code (what a fit on exact neighbours runs) into the disk cache
+    in a child process while this one does other work; True when a child was started (the cache
+    was cold)."""
     if _WARMING or "umap" in sys.modules or importlib.util.find_spec("umap") is None:
         return False
     if cache_is_warm():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -100,11 +100,15 @@ def fit_maps(
     config: MapConfig,
     map_chunks: ChunkMapper | None = None,
     references: Mapping[str, Reference] | None = None,
+    while_waiting: Callable[[dict[str, np.ndarray]], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
     """Every map of ``space`` (fitted now, or its finished step reused) and each one's record.
 
     Seeded one-core fits run in a second process beside the others where that saves time
     (see the module's docstring); the records and maps do not depend on where a map was fitted.
+    ``while_waiting`` is called with the maps fitted here once they are done, while a map in
+    the second process is still being fitted (the work a run does next on those maps can run
+    meanwhile).
     """
     refs = references or {}
     todo = {s.name: _prepare(space, latent, s, config, refs.get(s.name)) for s in config.maps}
@@ -119,6 +123,8 @@ def fit_maps(
                 _log_fit(job.spec, fit_x, config, "")
                 fitted = _fit_here(job, latent, fit_x, config, map_chunks)
                 embeddings[job.spec.name] = _finish(space, job, config, fitted)
+        if futures and embeddings and while_waiting is not None:
+            while_waiting(dict(embeddings))
         for name, future in futures.items():
             embeddings[name] = _finish(space, todo[name], config, _collect(future))  # type: ignore[arg-type]
     finally:

@@ -4,7 +4,8 @@ Every map is fitted (:mod:`latent_atlas.mapfit`: on the shown points, or on othe
 ``transform`` the shown ones) and saved as ``embedding_<map>.npy``; then ``projections.parquet``,
 the comparison of map quality (:mod:`latent_atlas.compare`), scatter plots, the side-by-side
 figure and the atlases, all in the space's folder. Every step is keyed in the space's manifest
-entry and skipped when repeated unchanged.
+entry and skipped when repeated unchanged. While a map is fitted in a second process, the maps
+already fitted are scored and drawn (:class:`latent_atlas.compare.SpaceScoring`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from latent_atlas.atlas import build_atlas, render_atlas
-from latent_atlas.compare import write_metrics
+from latent_atlas.compare import SpaceScoring, write_metrics
 from latent_atlas.config import AtlasConfig, MapConfig
 from latent_atlas.errors import ConfigError
 from latent_atlas.fileio import save_figure, save_image, save_table
@@ -51,7 +52,17 @@ def map_space(
     if config.transform_needed and latent.fit_features is None:
         raise ConfigError(f"--fit-on {config.fit_on} needs the {config.fit_on} split's features")
     embeddings: dict[str, np.ndarray] = {} if embeddings_out is None else embeddings_out
-    fitted, maps = fit_maps(space, latent, config, map_chunks, references)
+    scoring = SpaceScoring(
+        latent, k=config.metrics_k, max_samples=config.metrics_max_samples, seed=config.seed
+    )
+
+    def while_waiting(done: dict[str, np.ndarray]) -> None:
+        """The work on the maps fitted so far, while another is fitted in a second process."""
+        log.info("while the other maps are fitted: scoring and drawing %s", ", ".join(done))
+        _draw_each(space, latent, done, config)
+        scoring.add(done)
+
+    fitted, maps = fit_maps(space, latent, config, map_chunks, references, while_waiting)
     embeddings.update(fitted)
     write_projections(space, latent, embeddings)
     metrics = write_metrics(
@@ -61,17 +72,26 @@ def map_space(
         k=config.metrics_k,
         max_samples=config.metrics_max_samples,
         seed=config.seed,
+        scoring=scoring,
     )
     for name in maps:
         maps[name]["scores"] = metrics["scores"][name]
     space.set(maps=maps)
-    write_plots(space, latent, embeddings, metrics["scores"])
+    write_comparison(space, latent, embeddings, metrics["scores"])
     if latent.images is None:
         log.info("no images: skipping the atlases")
-    else:
-        for name, emb in embeddings.items():
-            write_atlas(space, latent, name, emb, config.atlas)
+    _draw_each(space, latent, embeddings, config)
     return maps
+
+
+def _draw_each(
+    space: SpaceDir, latent: LatentSpace, embeddings: dict[str, np.ndarray], config: MapConfig
+) -> None:
+    """Each map's own figures: its scatter plot and atlas (each skipped when already drawn)."""
+    for name, emb in embeddings.items():
+        write_scatter(space, latent, name, emb)
+        if latent.images is not None:
+            write_atlas(space, latent, name, emb, config.atlas)
 
 
 def write_projections(
@@ -92,23 +112,14 @@ def write_projections(
     save_table(space.file("projections.parquet"), columns)
 
 
-def write_plots(
+def write_comparison(
     space: SpaceDir,
     latent: LatentSpace,
     embeddings: dict[str, np.ndarray],
     scores: dict[str, dict[str, float]],
 ) -> None:
-    """``scatter_<map>.png`` for each map and ``comparison.png`` with all of them."""
+    """``comparison.png``: every map side by side with its scores."""
     steps = space.steps
-    for name, emb in embeddings.items():
-        key = {"embedding": steps.key(f"embedding:{name}")}
-        file = f"scatter_{name}.png"
-        if steps.is_done(f"scatter:{name}", key):
-            continue
-        t0 = time.perf_counter()
-        disp = ScatterDisplay.from_embedding(emb, latent.labels, latent.class_names, title=name)
-        save_figure(space.file(file), disp.figure_, bbox_inches="tight")
-        steps.finish(f"scatter:{name}", key, [file], time.perf_counter() - t0)
     key = {
         "metrics": steps.key("metrics"),
         "embeddings": [steps.key(f"embedding:{m}") for m in embeddings],
@@ -121,6 +132,19 @@ def write_plots(
         )
         save_figure(space.file(COMPARISON_FILE), disp.figure_)
         steps.finish("comparison", key, [COMPARISON_FILE], time.perf_counter() - t0)
+
+
+def write_scatter(space: SpaceDir, latent: LatentSpace, name: str, emb: np.ndarray) -> None:
+    """``scatter_<map>.png`` (skipped when drawn before from the same map)."""
+    steps = space.steps
+    key = {"embedding": steps.key(f"embedding:{name}")}
+    file = f"scatter_{name}.png"
+    if steps.is_done(f"scatter:{name}", key):
+        return
+    t0 = time.perf_counter()
+    disp = ScatterDisplay.from_embedding(emb, latent.labels, latent.class_names, title=name)
+    save_figure(space.file(file), disp.figure_, bbox_inches="tight")
+    steps.finish(f"scatter:{name}", key, [file], time.perf_counter() - t0)
 
 
 def _subtitle(s: dict[str, float]) -> str:

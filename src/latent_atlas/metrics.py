@@ -20,18 +20,16 @@ size is reported.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from latent_atlas.errors import ConfigError
+from latent_atlas.ranks import rank_penalties
 from latent_atlas.sampling import seeded_sample
-from latent_atlas.threads import available_cores
 
-BLOCK_BYTES = 64 * 2**20  # memory for one block of distance rows
 MAX_SAMPLES = 10_000
 SCORES = (
     "trustworthiness",
@@ -62,123 +60,12 @@ def _check_k(k: int, n: int, limit: float | None = None) -> None:
         )
 
 
-def _blocks(n_rows: int, n_cols: int, workers: int = 1) -> Iterator[slice]:
-    """Row blocks of about ``BLOCK_BYTES`` each (shared between ``workers`` at once)."""
-    step = max(1, BLOCK_BYTES // (8 * max(n_cols, 1) * workers))
-    for start in range(0, n_rows, step):
-        yield slice(start, min(start + step, n_rows))
-
-
-def _sq_dists(A: np.ndarray, B: np.ndarray, a_sq: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
-    d = A @ B.T  # in place from here on: blocks are large
-    d *= -2.0
-    d += a_sq[:, None]
-    d += b_sq[None, :]
-    np.maximum(d, 0, out=d)
-    return d
-
-
 def knn_indices(X: np.ndarray, k: int) -> np.ndarray:
     """Indices of each point's k nearest neighbours (excluding itself), N×k."""
     X = _check(X)
     if not 1 <= k < len(X):
         raise ConfigError(f"k must lie in 1..{len(X) - 1} for {len(X)} samples, got {k}")
     return NearestNeighbors(n_neighbors=k).fit(X).kneighbors(return_distance=False)
-
-
-def _rank_penalties(
-    X_ref: np.ndarray, neighbour_sets: list[np.ndarray], k: int, labels: np.ndarray | None = None
-) -> tuple[list[float], float]:
-    """For each N×k neighbour set: Σ over points and neighbours of (rank in ``X_ref`` − k)⁺.
-
-    The ``X_ref`` distance rows are computed once per block and shared by every set; with
-    ``labels`` (0..K−1) the same pass also gives the class silhouette in ``X_ref``. Blocks go
-    to one thread per core (numpy releases the GIL in the work on large arrays).
-    """
-    n = len(X_ref)
-    sq = np.einsum("ij,ij->i", X_ref, X_ref)
-    sil = _SilhouetteSums(labels) if labels is not None else None
-
-    def block(rows: slice) -> list[float]:
-        d = _sq_dists(X_ref[rows], X_ref, sq[rows], sq)
-        idx = np.arange(rows.start, rows.stop)
-        if sil is not None:
-            sil.add(rows, np.sqrt(d))
-        if not neighbour_sets:
-            return []
-        d[idx - rows.start, idx] = np.inf  # a point is not its own neighbour
-        # rank of j among i's neighbours in X_ref: 1 + number of points strictly closer
-        targets = np.concatenate(
-            [np.take_along_axis(d, nbrs[rows], axis=1) for nbrs in neighbour_sets], axis=1
-        )  # block × (sets · k)
-        excess = 1 + _count_closer(d, targets) - k
-        excess[excess < 0] = 0
-        return excess.reshape(len(excess), -1, k).sum(axis=(0, 2)).astype(float).tolist()
-
-    workers = _workers(n)
-    blocks = list(_blocks(n, n, workers=workers))
-    if len(blocks) > 1 and workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(block, blocks))
-    else:
-        parts = [block(rows) for rows in blocks]
-    totals = [float(sum(p[s] for p in parts)) for s in range(len(neighbour_sets))]
-    return totals, (sil.value() if sil is not None else float("nan"))
-
-
-def _workers(n: int) -> int:
-    """Threads for a pass over N×N distances: one per core, from 2,000 points up."""
-    return min(available_cores(), 4) if n >= 2_000 else 1
-
-
-def _count_closer(d: np.ndarray, targets: np.ndarray, rows_per: int = 64) -> np.ndarray:
-    """``out[i, c]`` = how many entries of row ``d[i]`` are strictly below ``targets[i, c]``.
-
-    Rows go in groups small enough to stay in the CPU cache while every target of the group
-    is counted (3x faster than one pass over the whole block per target).
-    """
-    out = np.empty(targets.shape, dtype=np.int64)
-    buf = np.empty((rows_per, d.shape[1]), dtype=bool)
-    for start in range(0, len(d), rows_per):
-        part = d[start : start + rows_per]
-        below = buf[: len(part)]
-        for c in range(targets.shape[1]):
-            np.less(part, targets[start : start + rows_per, c : c + 1], out=below)
-            out[start : start + rows_per, c] = below.view(np.uint8).sum(axis=1, dtype=np.int32)
-    return out
-
-
-class _SilhouetteSums:
-    """Accumulates, block by block, each point's summed distance to every class."""
-
-    def __init__(self, labels: np.ndarray):
-        self.labels = labels
-        k = int(labels.max()) + 1
-        self.onehot = np.zeros((len(labels), k))
-        self.onehot[np.arange(len(labels)), labels] = 1.0
-        self.sizes = self.onehot.sum(axis=0)
-        self.sums = np.zeros((len(labels), k))
-
-    def add(self, rows: slice, dist: np.ndarray) -> None:
-        idx = np.arange(rows.start, rows.stop)
-        dist[idx - rows.start, idx] = 0.0
-        self.sums[rows] = dist @ self.onehot
-
-    def value(self) -> float:
-        """Mean silhouette (as scikit-learn: 0 for points alone in their class)."""
-        if np.count_nonzero(self.sizes) < 2:
-            return float("nan")
-        own = self.labels
-        n = len(own)
-        own_size = self.sizes[own]
-        a = self.sums[np.arange(n), own] / np.maximum(own_size - 1, 1)
-        mean_other = self.sums / np.where(self.sizes > 0, self.sizes, np.inf)
-        mean_other[np.arange(n), own] = np.inf
-        mean_other[:, self.sizes == 0] = np.inf
-        b = mean_other.min(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            s = np.where(own_size > 1, (b - a) / np.maximum(a, b), 0.0)
-        return float(np.nan_to_num(s).mean())
 
 
 def _normaliser(n: int, k: int) -> float:
@@ -197,7 +84,7 @@ def trustworthiness(X: np.ndarray, embedding: np.ndarray, k: int = 10) -> float:
         raise ConfigError(f"X has {n} samples but the embedding has {len(E)}")
     if not 1 <= k < n / 2:
         raise ConfigError(f"k must lie in 1..{(n - 1) // 2} for {n} samples, got {k}")
-    (penalty,), _ = _rank_penalties(X, [knn_indices(E, k)], k)
+    (penalty,), _ = rank_penalties(X, [knn_indices(E, k)], k)
     return 1.0 - penalty * _normaliser(n, k)
 
 
@@ -271,7 +158,7 @@ def class_silhouette(embedding: np.ndarray, labels: np.ndarray) -> float:
     _, y = np.unique(np.asarray(labels), return_inverse=True)
     if len(y) != len(E):
         raise ConfigError(f"{len(E)} samples but {len(y)} labels")
-    return _rank_penalties(E, [], 1, y)[1]
+    return rank_penalties(E, [], 1, y)[1]
 
 
 @dataclass
@@ -292,6 +179,22 @@ class MetricsReport:
 
     def rows(self) -> list[dict[str, object]]:
         return [{"method": m, **s} for m, s in self.scores.items()]
+
+    def merged(self, other: MetricsReport, order: list[str] | None = None) -> MetricsReport:
+        """This report and ``other`` (more maps of the same sample) as one, maps in ``order``."""
+        if not np.array_equal(self.sample, other.sample) or self.k != other.k:
+            raise ConfigError("only reports of the same sample and k can be merged")
+        scores, per_point = {**self.scores, **other.scores}, {**self.per_point, **other.per_point}
+        order = order or list(scores)
+        return MetricsReport(
+            {m: scores[m] for m in order},
+            {m: per_point[m] for m in order},
+            self.sample,
+            self.n_total,
+            self.k,
+            self.seconds + other.seconds,
+            self.reference or other.reference,
+        )
 
     def to_markdown(self) -> str:
         head = ["method", *SCORES]
@@ -325,6 +228,61 @@ def _knn_scores(
     }
 
 
+@dataclass
+class LatentSide:
+    """What the scores of every map need of the original space: the seeded sample, its k-NN,
+    5-NN accuracy, class silhouette and triplet order. Made once by :func:`latent_side`, it lets
+    maps that are ready at different times be scored apart (``evaluate_maps(latent=...)``)."""
+
+    sample: np.ndarray  # indices (into the full data) of the scored points
+    n_total: int
+    X: np.ndarray  # the sample's rows
+    k: int
+    nbr: np.ndarray  # each sampled point's k nearest other sampled points
+    y: np.ndarray | None  # label codes 0..n_classes-1 of the sample (None without labels)
+    n_classes: int
+    knn_accuracy: float
+    silhouette: float | None  # None: computed with the first map's trustworthiness pass
+    triplets: np.ndarray
+    order: np.ndarray  # each triplet's distance order in X
+    random_state: int
+
+
+def latent_side(
+    X: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    k: int = 10,
+    max_samples: int | None = MAX_SAMPLES,
+    random_state: int = 0,
+    silhouette: bool = True,
+) -> LatentSide:
+    """The original space's part of :func:`evaluate_maps` (see :class:`LatentSide`)."""
+    X = _check(X)
+    n_total = len(X)
+    sample = seeded_sample(n_total, max_samples, random_state)
+    Xs = X[sample]
+    n = len(Xs)
+    if n < 4:
+        raise ConfigError(f"map metrics need at least 4 points, got {n}")
+    k = min(k, (n - 2) // 2)
+    nbr_x = knn_indices(Xs, k)
+    y, n_classes, acc_x = None, 0, float("nan")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if len(labels) != n_total:
+            raise ConfigError(f"{n_total} samples but {len(labels)} labels")
+        classes, y = np.unique(labels[sample], return_inverse=True)
+        n_classes = len(classes)
+        acc_x = float(np.mean(_vote(nbr_x[:, : min(5, k)], y, n_classes) == y))
+    sil = rank_penalties(Xs, [], 1, y)[1] if silhouette and y is not None else None
+    triplets = _triplets(n, 5, random_state)
+    return LatentSide(
+        sample, n_total, Xs, k, nbr_x, y, n_classes, acc_x, sil, triplets,
+        _triplet_order(Xs, triplets), random_state,
+    )  # fmt: skip
+
+
 def evaluate_maps(
     X: np.ndarray,
     embeddings: Mapping[str, np.ndarray],
@@ -333,52 +291,42 @@ def evaluate_maps(
     k: int = 10,
     max_samples: int | None = MAX_SAMPLES,
     random_state: int = 0,
+    latent: LatentSide | None = None,
 ) -> MetricsReport:
-    """Every score of every map, sharing the original-space work between maps."""
+    """Every score of every map, sharing the original-space work between maps (``latent``:
+    that work done before, by :func:`latent_side` with the same data, labels and options)."""
     t0 = time.perf_counter()
-    X = _check(X)
-    n_total = len(X)
     if not embeddings:
         raise ConfigError("no maps to evaluate")
+    side = latent or latent_side(
+        X, labels, k=k, max_samples=max_samples, random_state=random_state, silhouette=False
+    )
+    n, k, nbr_x, y = len(side.X), side.k, side.nbr, side.y
     for name, emb in embeddings.items():
-        if len(emb) != n_total:
-            raise ConfigError(f"{name}: {len(emb)} points but the data has {n_total}")
-    sample = seeded_sample(n_total, max_samples, random_state)
-    Xs = X[sample]
-    n = len(Xs)
-    if n < 4:
-        raise ConfigError(f"map metrics need at least 4 points, got {n}")
-    k = min(k, (n - 2) // 2)
-    maps = {m: _check(np.asarray(e)[sample], f"{m} embedding") for m, e in embeddings.items()}
-    nbr_x = knn_indices(Xs, k)
+        if len(emb) != side.n_total:
+            raise ConfigError(f"{name}: {len(emb)} points but the data has {side.n_total}")
+    maps = {m: _check(np.asarray(e)[side.sample], f"{m} embedding") for m, e in embeddings.items()}
     knn_k = min(5, k)
-    y, n_classes, acc_x = None, 0, float("nan")
-    if labels is not None:
-        labels = np.asarray(labels)
-        if len(labels) != n_total:
-            raise ConfigError(f"{n_total} samples but {len(labels)} labels")
-        classes, y = np.unique(labels[sample], return_inverse=True)
-        n_classes = len(classes)
-        acc_x = float(np.mean(_vote(nbr_x[:, :knn_k], y, n_classes) == y))
     nbr_e = {m: knn_indices(e, k) for m, e in maps.items()}
-    trust, sil_x = _rank_penalties(Xs, list(nbr_e.values()), k, y)
-    triplets = _triplets(n, 5, random_state)
-    order_x = _triplet_order(Xs, triplets)
+    with_sil = y if side.silhouette is None else None
+    trust, sil_x = rank_penalties(side.X, list(nbr_e.values()), k, with_sil)
     scores: dict[str, dict[str, float]] = {}
     per_point: dict[str, np.ndarray] = {}
     for (m, e), penalty in zip(maps.items(), trust, strict=True):
-        (cont_penalty,), sil = _rank_penalties(e, [nbr_x], k, y)
+        (cont_penalty,), sil = rank_penalties(e, [nbr_x], k, y)
         mean_j, per_point[m] = _jaccard(nbr_x, nbr_e[m])
         s = {
             "trustworthiness": 1.0 - penalty * _normaliser(n, k),
             "continuity": 1.0 - cont_penalty * _normaliser(n, k),
             "neighbourhood_preservation": mean_j,
-            "triplet_accuracy": float(np.mean(order_x == _triplet_order(e, triplets))),
+            "triplet_accuracy": float(np.mean(side.order == _triplet_order(e, side.triplets))),
             "silhouette": sil,
         }
-        s.update(_knn_scores(nbr_e[m], knn_k, y, n_classes, acc_x))
+        s.update(_knn_scores(nbr_e[m], knn_k, y, side.n_classes, side.knn_accuracy))
         scores[m] = {c: float(s[c]) for c in SCORES}
     reference = {}
     if y is not None:
-        reference = {"knn_accuracy": acc_x, "silhouette": sil_x}
-    return MetricsReport(scores, per_point, sample, n_total, k, time.perf_counter() - t0, reference)
+        sil_x = sil_x if side.silhouette is None else side.silhouette
+        reference = {"knn_accuracy": side.knn_accuracy, "silhouette": sil_x}
+    seconds = time.perf_counter() - t0
+    return MetricsReport(scores, per_point, side.sample, side.n_total, k, seconds, reference)

@@ -104,6 +104,22 @@ class PointTrust:
             m: {col: s[r] for r, col in SHARE_COLUMNS.items()} for m, s in self.shares().items()
         }
 
+    def merged(self, other: PointTrust, order: list[str] | None = None) -> PointTrust:
+        """This and ``other`` (more maps of the same scored points) as one, maps in ``order``."""
+        if not np.array_equal(self.sample, other.sample) or self.k != other.k:
+            raise ConfigError("only trust of the same scored points and k can be merged")
+        kept, reading = {**self.kept, **other.kept}, {**self.reading, **other.reading}
+        order = order or list(kept)
+        return PointTrust(
+            self.sample,
+            self.n_total,
+            self.k,
+            {m: kept[m] for m in order},
+            {m: reading[m] for m in order},
+            self.latent_majority,
+            self.seed,
+        )
+
     def to_table(self) -> dict[str, np.ndarray]:
         """Columns ``index``, then ``{map}_kept`` and ``{map}_reading`` for every map."""
         table: dict[str, np.ndarray] = {"index": np.asarray(self.sample, dtype=np.int64)}
@@ -113,25 +129,23 @@ class PointTrust:
         return table
 
 
-def _lengths(
-    X: np.ndarray,
-    embeddings: Mapping[str, np.ndarray],
-    labels: np.ndarray,
-    predictions: np.ndarray | None,
-) -> int:
-    """The number of points, after checking that every input has one row for each."""
+def _rows(X: np.ndarray, labels: np.ndarray, predictions: np.ndarray | None) -> int:
+    """The number of points, after checking that the labels and predictions have one each."""
     if np.ndim(X) != 2:
         raise ConfigError(f"X must be 2-D (samples × features), got shape {np.shape(X)}")
     n = len(X)
+    for what, values in (("labels", labels), ("predictions", predictions)):
+        if values is not None and np.shape(values) != (n,):
+            raise ConfigError(f"{what} have shape {np.shape(values)}; the data has {n} points")
+    return n
+
+
+def _check_maps(embeddings: Mapping[str, np.ndarray], n: int) -> None:
     if not embeddings:
         raise ConfigError("no maps to score")
     for name, emb in embeddings.items():
         if np.ndim(emb) != 2 or len(emb) != n:
             raise ConfigError(f"map {name!r} has shape {np.shape(emb)}; the data has {n} points")
-    for what, values in (("labels", labels), ("predictions", predictions)):
-        if values is not None and np.shape(values) != (n,):
-            raise ConfigError(f"{what} have shape {np.shape(values)}; the data has {n} points")
-    return n
 
 
 def _neighbours_2d(E: np.ndarray, k: int) -> np.ndarray:
@@ -176,24 +190,34 @@ def _readings(
     return reading
 
 
-def point_trust(
+@dataclass
+class TrustSide:
+    """The latent side of :func:`point_trust`, shared by every map: the scored sample, its
+    label codes, where the model is wrong, each point's k latent neighbours and their majority.
+    Made once by :func:`trust_side`, it lets maps ready at different times be scored apart."""
+
+    sample: np.ndarray
+    n_total: int
+    k: int
+    classes: np.ndarray  # the labels the codes stand for
+    y: np.ndarray  # label codes of the sample
+    wrong: np.ndarray  # the model's prediction differs from the label
+    nbr: np.ndarray  # each sampled point's k nearest sampled points in the latent space
+    majority: np.ndarray  # the majority code of those neighbours
+    seed: int
+
+
+def trust_side(
     X: np.ndarray,
-    embeddings: Mapping[str, np.ndarray],
     labels: np.ndarray,
     predictions: np.ndarray | None = None,
     *,
     k: int = 10,
     max_points: int | None = MAX_POINTS,
     random_state: int = 0,
-) -> PointTrust:
-    """Per point and per map: the share of its k-NN the map keeps, and its reading.
-
-    ``X`` is the latent space (N×D), ``embeddings`` its maps by name (N×2 each), ``labels``
-    the N true classes, ``predictions`` the model's N predicted classes (optional). Above
-    ``max_points`` points a seeded sample of ``max_points`` (``random_state``) is scored;
-    neighbours are found among the scored points in both spaces.
-    """
-    n_total = _lengths(X, embeddings, labels, predictions)
+) -> TrustSide:
+    """The latent-space part of :func:`point_trust` (see :class:`TrustSide`)."""
+    n_total = _rows(X, labels, predictions)
     sample = seeded_sample(n_total, max_points, random_state).astype(np.int64)
     n = len(sample)
     if not 1 <= k < n:
@@ -205,15 +229,47 @@ def point_trust(
     if predictions is not None:
         wrong = np.asarray(predictions)[sample] != labels_s
     nbr_x = knn_indices(np.asarray(X[sample]), k)
-    latent_major = _majority(y[nbr_x])[0]
+    majority = _majority(y[nbr_x])[0]
+    return TrustSide(sample, n_total, k, classes, y, wrong, nbr_x, majority, int(random_state))
+
+
+def point_trust(
+    X: np.ndarray,
+    embeddings: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    predictions: np.ndarray | None = None,
+    *,
+    k: int = 10,
+    max_points: int | None = MAX_POINTS,
+    random_state: int = 0,
+    latent: TrustSide | None = None,
+) -> PointTrust:
+    """Per point and per map: the share of its k-NN the map keeps, and its reading.
+
+    ``X`` is the latent space (N×D), ``embeddings`` its maps by name (N×2 each), ``labels``
+    the N true classes, ``predictions`` the model's N predicted classes (optional). Above
+    ``max_points`` points a seeded sample of ``max_points`` (``random_state``) is scored;
+    neighbours are found among the scored points in both spaces. ``latent``: the latent side
+    made before by :func:`trust_side` with the same data and options.
+    """
+    _check_maps(embeddings, _rows(X, labels, predictions))
+    side = latent or trust_side(
+        X, labels, predictions, k=k, max_points=max_points, random_state=random_state
+    )
     kept, reading = {}, {}
     for name, emb in embeddings.items():
-        E = np.asarray(emb)[sample]
-        nbr_m = _neighbours_2d(E, k) if E.shape[1] == 2 else knn_indices(E, k)
-        kept[name] = _jaccard(nbr_x, nbr_m)[1].astype(np.float32)
-        reading[name] = _readings(y, nbr_x, nbr_m, latent_major, wrong)
+        E = np.asarray(emb)[side.sample]
+        nbr_m = _neighbours_2d(E, side.k) if E.shape[1] == 2 else knn_indices(E, side.k)
+        kept[name] = _jaccard(side.nbr, nbr_m)[1].astype(np.float32)
+        reading[name] = _readings(side.y, side.nbr, nbr_m, side.majority, side.wrong)
     return PointTrust(
-        sample, n_total, k, kept, reading, classes[latent_major], seed=int(random_state)
+        side.sample,
+        side.n_total,
+        side.k,
+        kept,
+        reading,
+        side.classes[side.majority],
+        seed=side.seed,
     )
 
 

@@ -18,9 +18,11 @@ class UMAPReducer(Reducer):
     ``knn="auto"`` finds the neighbours exactly (scikit-learn) up to :attr:`EXACT_KNN_MAX`
     samples and hands them to umap-learn with a small exact search index, which keeps
     ``transform`` working and skips pynndescent's approximate search, whose numba code cannot be
-    cached and costs 10-30 s to compile in every new process. Above that, or with
-    ``knn="approximate"``, umap-learn's own NN-descent is used. Either way numba's disk cache is
-    switched on for umap-learn's other compiled functions (see :mod:`latent_atlas.jitcache`).
+    cached and costs 10-30 s to compile in every new process; pynndescent's trees, which compile
+    for 20-30 s on a new machine, are then not even loaded (:func:`latent_atlas.jitcache.
+    defer_pynndescent`). Above that, or with ``knn="approximate"``, umap-learn's own NN-descent
+    is used. Either way numba's disk cache is switched on for umap-learn's other compiled
+    functions (see :mod:`latent_atlas.jitcache`).
     """
 
     supports_transform = True
@@ -68,25 +70,31 @@ class UMAPReducer(Reducer):
         return warm_up_in_background()
 
     def _fit(self, X: np.ndarray) -> np.ndarray:
-        from latent_atlas.jitcache import enable_numba_caching, wait_for_warm_up
+        from latent_atlas import jitcache
 
-        wait_for_warm_up()
+        jitcache.wait_for_warm_up()
+        exact = self.knn == "exact" or (self.knn == "auto" and len(X) <= self.EXACT_KNN_MAX)
+        # below 4096 samples umap-learn computes exact neighbours itself; above, they are found
+        # here (scikit-learn's metrics) or by pynndescent's NN-descent, whose trees compile
+        ours = exact and self.metric in _SKLEARN_METRICS and len(X) >= _UMAP_SMALL_DATA
+        nn_descent = len(X) >= _UMAP_SMALL_DATA and not ours
+        if not nn_descent:
+            jitcache.defer_pynndescent()
         umap = require("umap", "umap-learn", "umap", "UMAP")
-
-        enable_numba_caching("umap", "pynndescent")
+        if nn_descent:
+            jitcache.load_pynndescent()
+        jitcache.enable_numba_caching("umap", "pynndescent")
         self.n_neighbors_ = int(
             self._adapt("n_neighbors", self.n_neighbors, len(X) - 1, f"{len(X)} samples")
         )
         init = self.init
         if isinstance(init, str) and init == "spectral" and len(X) <= self.n_components + 1:
             init = "random"
-        exact = self.knn == "exact" or (self.knn == "auto" and len(X) <= self.EXACT_KNN_MAX)
         precomputed: tuple = (None, None, None)
-        if exact and self.metric in _SKLEARN_METRICS and len(X) >= 4096:
-            # (below 4096 samples umap-learn computes exact neighbours itself)
+        if ours:
             index = _ExactIndex(X, self.metric)
             precomputed = (*index.query(X, self.n_neighbors_), index)
-        self.knn_ = "exact" if exact or len(X) < 4096 else "approximate"
+        self.knn_ = "approximate" if nn_descent and not exact else "exact"
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
             warnings.filterwarnings("ignore", message=".*spectral initialisation failed.*")
@@ -109,6 +117,7 @@ class UMAPReducer(Reducer):
             return self.umap_.transform(X)
 
 
+_UMAP_SMALL_DATA = 4096  # umap-learn's own exact search below this many samples
 _SKLEARN_METRICS = ("euclidean", "manhattan", "cosine", "chebyshev", "minkowski")
 
 
@@ -128,10 +137,11 @@ class _ExactIndex:
 
 
 def compile_umap() -> None:
-    """The warm-up child's work (:func:`latent_atlas.jitcache.warm_up_in_background`): import
-    umap-learn (pynndescent compiles as it loads) and fit two small maps, one through each
-    neighbour path of :class:`UMAPReducer`, so its compiled functions land in numba's cache with
-    the types a real fit uses."""
+    """The warm-up child's work (:func:`latent_atlas.jitcache.warm_up_in_background`): fit two
+    small maps, one through each exact neighbour path of :class:`UMAPReducer` (umap-learn's own
+    below 4096 samples, ours above), so umap-learn's compiled functions land in numba's cache
+    with the types a real fit uses. pynndescent's trees are not compiled: only NN-descent uses
+    them, and a fit that needs it compiles them itself."""
     rng = np.random.default_rng(0)
     for n in (300, 4096):
         x = rng.normal(size=(n, 8)).astype(np.float32)
