@@ -9,8 +9,10 @@ import pytest
 from sklearn.datasets import load_digits
 
 import latent_atlas.mapfit as mapfit
+from latent_atlas import beside as second_process
 from latent_atlas.config import MapConfig
 from latent_atlas.latent import LatentSpace
+from latent_atlas.reducers import UMAPReducer
 from latent_atlas.runs import RunDir
 
 
@@ -93,5 +95,31 @@ def test_warnings_of_the_second_process_reach_this_one():
 
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        assert mapfit._collect(Loud()) == "fitted"
+        assert second_process.result(Loud()) == "fitted"
     assert [str(w.message) for w in seen] == ["lowered"]
+
+
+def test_project_starts_the_second_process_before_its_maps(tmp_path, monkeypatch):
+    """Knowing its points, a run that will fit UMAP beside t-SNE starts the second process
+    (importing umap-learn there) at once; without enough points, or on one core, it does not."""
+    started = []
+    monkeypatch.setattr(second_process, "start", lambda prepare=None: started.append(prepare))
+    monkeypatch.setattr(mapfit, "available_cores", lambda: 2)
+    config = MapConfig(methods=("pca", "tsne", "umap"), seed=3)
+    mapfit.warm_up(config, n_points=100)
+    mapfit.warm_up(MapConfig(methods=("pca", "umap"), seed=3), n_points=10_000)
+    assert started == []  # (too few points; no other slow map)
+    mapfit.warm_up(config, n_points=10_000)
+    (prepare,) = started
+    assert prepare.args == ([UMAPReducer.import_backend],)
+    monkeypatch.setattr(mapfit, "available_cores", lambda: 1)
+    mapfit.warm_up(config, n_points=10_000)
+    assert len(started) == 1
+
+
+def test_a_second_process_started_for_nothing_is_stopped(tmp_path, monkeypatch):
+    second_process.start(lambda: None)  # (a lambda cannot go to a new interpreter: never run)
+    assert second_process._STARTED
+    found, latent = _space(tmp_path, "small", n=300)  # (too few points to fit beside)
+    maps, _ = mapfit.fit_maps(found, latent, MapConfig(methods=("pca",), seed=3))
+    assert second_process._STARTED == [] and list(maps) == ["pca"]

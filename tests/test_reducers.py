@@ -144,6 +144,22 @@ def test_umap_exact_neighbours_keep_transform():
     assert clf.score(placed, y[4500:]) >= 0.9
 
 
+def test_umap_exact_graph_puts_each_point_first_at_distance_zero():
+    """umap-learn reads the first distance above 0 as the distance to the nearest other
+    point: a point's distance to itself must be exactly 0, not float32 round-off."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from latent_atlas.reducers.umap import _ExactIndex
+
+    rng = np.random.default_rng(0)
+    x = np.maximum(rng.normal(1.0, 3.0, size=(2000, 64)), 0).astype(np.float32) * 7
+    ind, dist = _ExactIndex(x, "euclidean").graph(x, 15)
+    raw, _ = NearestNeighbors().fit(x).kneighbors(x, n_neighbors=15)  # (round-off at 0)
+    assert (ind[:, 0] == np.arange(2000)).all() and (dist[:, 0] == 0).all()
+    assert (dist[:, 1] > 0).all() and ind.dtype == np.int32 and dist.dtype == np.float32
+    np.testing.assert_allclose(dist[:, 1:], raw[:, 1:], rtol=1e-6)
+
+
 @pytest.mark.slow
 def test_umap_on_exact_neighbours_leaves_pynndescent_trees_unloaded():
     """Nothing is compiled that the fit does not use: a UMAP fit on exact neighbours (both

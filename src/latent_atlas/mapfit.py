@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from latent_atlas import beside
 from latent_atlas.align import RECIPE as ALIGN_RECIPE
 from latent_atlas.align import procrustes_onto, start_from
 from latent_atlas.config import MapConfig, MapSpec
@@ -47,17 +47,21 @@ log = logging.getLogger("latent_atlas")
 DETACH_MIN_POINTS = 5_000
 
 
-def warm_up(config: MapConfig) -> None:
+def warm_up(config: MapConfig, n_points: int | None = None) -> None:
     """Let each method prepare in the background what its fit will need (umap-learn's compiled
-    code on a machine whose numba cache is empty); runs call this before their long steps."""
-    from latent_atlas.reducers import reducer_class
-
-    for spec in config.maps:
-        method = spec.method
-        cls = reducer_class(method, spec.params) if isinstance(method, str) else type(method)
-        hook = getattr(cls, "warm_up", None)
-        if callable(hook):
+    code on a machine whose numba cache is empty); runs call this before their long steps.
+    Knowing ``n_points`` (the points a map is fitted on), the second process a fit will run in
+    is started now and imports what the fit needs (:mod:`latent_atlas.beside`); that fit then
+    compiles there what it lacks."""
+    reducers = [spec.make(config.seed) for spec in config.maps]
+    detach = [] if n_points is None else _detachable(reducers, n_points, None)
+    for i, reducer in enumerate(reducers):
+        hook = getattr(type(reducer), "warm_up", None)
+        if callable(hook) and i not in detach:
             hook()
+    hooks = [getattr(type(reducers[i]), "import_backend", None) for i in detach]
+    if detach:
+        beside.start(partial(_prepare_beside, [h for h in hooks if callable(h)]))
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ def fit_maps(
     fit_x, _ = _inputs(latent, config)
     jobs = [j for j in todo.values() if j is not None]
     detached = _to_detach(jobs, len(fit_x), map_chunks)
+    if not detached:
+        beside.stop()  # (a second process started early for nothing)
     futures = _submit(detached, latent, fit_x, config) if detached else {}
     embeddings: dict[str, np.ndarray] = {}
     try:
@@ -126,7 +132,7 @@ def fit_maps(
         if futures and embeddings and while_waiting is not None:
             while_waiting(dict(embeddings))
         for name, future in futures.items():
-            embeddings[name] = _finish(space, todo[name], config, _collect(future))  # type: ignore[arg-type]
+            embeddings[name] = _finish(space, todo[name], config, beside.result(future))  # type: ignore[arg-type]
     finally:
         for future in futures.values():
             future.cancel()
@@ -234,10 +240,17 @@ def _result(
 def _to_detach(jobs: list[_Fit], n_fit: int, map_chunks: ChunkMapper | None) -> list[_Fit]:
     """The fits worth running in a second process: seeded one-core fits, when at least one
     other slow fit runs here meanwhile, on two cores or more, with enough points."""
+    return [jobs[i] for i in _detachable([j.reducer for j in jobs], n_fit, map_chunks)]
+
+
+def _detachable(reducers: list[Any], n_fit: int, map_chunks: ChunkMapper | None) -> list[int]:
+    """Which of ``reducers`` (positions) :func:`_to_detach` sends to the second process."""
     if map_chunks is not None or available_cores() < 2 or n_fit < DETACH_MIN_POINTS:
         return []
-    one_core = [j for j in jobs if _one_core(j.reducer)]
-    others = [j for j in jobs if j not in one_core and not getattr(j.reducer, "quick", False)]
+    one_core = [i for i, r in enumerate(reducers) if _one_core(r)]
+    others = [
+        r for i, r in enumerate(reducers) if i not in one_core and not getattr(r, "quick", False)
+    ]
     return one_core[:1] if others else []
 
 
@@ -247,49 +260,27 @@ def _one_core(reducer: Any) -> bool:
     )
 
 
+def _prepare_beside(hooks: list[Callable[[], Any]]) -> None:
+    """The second process's start, before its fit arrives: import what the fit will use."""
+    for hook in hooks:
+        hook()
+
+
 def _submit(
     jobs: list[_Fit], latent: LatentSpace, fit_x: np.ndarray, config: MapConfig
 ) -> dict[str, Future]:
-    """Start each job's fit in a second process (one worker, a fresh interpreter)."""
+    """Start each job's fit in the second process (:mod:`latent_atlas.beside`)."""
     from latent_atlas.jitcache import stop_warm_up
 
     stop_warm_up()  # (the second process compiles what it needs into the same cache)
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
     _, show_x = _inputs(latent, config)
     futures = {}
     for job in jobs:
         _log_fit(job.spec, fit_x, config, ", in a second process")
-        futures[job.spec.name] = pool.submit(
-            _fit_detached, job.reducer, job.spec, fit_x, show_x, config
+        futures[job.spec.name] = beside.submit(
+            _run_fit, job.reducer, job.spec, fit_x, show_x, config, None
         )
-    pool.shutdown(wait=False)
     return futures
-
-
-def _collect(future: Future) -> _Fitted:
-    fitted, caught = future.result()
-    for w in caught:  # (warnings the second process raised, such as an adapted parameter)
-        warnings.warn_explicit(w["message"], w["category"], w["filename"], w["lineno"])
-    return fitted
-
-
-def _fit_detached(
-    reducer: Any, spec: MapSpec, fit_x: np.ndarray, show_x: np.ndarray | None, config: MapConfig
-) -> tuple[_Fitted, list[dict[str, Any]]]:
-    """The second process's work: one fit, its warnings recorded to show in the first."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fitted = _run_fit(reducer, spec, fit_x, show_x, config, None)
-    shown = [
-        {
-            "message": str(w.message),
-            "category": w.category,
-            "filename": w.filename,
-            "lineno": w.lineno,
-        }
-        for w in caught
-    ]
-    return fitted, shown
 
 
 def _fit_here(

@@ -291,7 +291,7 @@ def project_features(
     if not named:
         raise ConfigError("no features given")
     started = time.perf_counter()
-    warm_up(maps)
+    warm_up(maps, n_points=None if dask else max(len(x) for x in named.values()))
     labels_arr = np.asarray(labels)
     if class_names is None:
         k = int(labels_arr.max()) + 1 if labels_arr.size and labels_arr.dtype.kind in "iu" else 0

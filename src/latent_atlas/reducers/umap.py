@@ -69,6 +69,20 @@ class UMAPReducer(Reducer):
 
         return warm_up_in_background()
 
+    @staticmethod
+    def import_backend(nn_descent: bool = False) -> Any:
+        """umap-learn, its uncached compiled functions set to cache; pynndescent's trees and
+        NN-descent are loaded only with ``nn_descent`` (or later, when a fit needs them)."""
+        from latent_atlas import jitcache
+
+        if not nn_descent:
+            jitcache.defer_pynndescent()
+        umap = require("umap", "umap-learn", "umap", "UMAP")
+        if nn_descent:
+            jitcache.load_pynndescent()
+        jitcache.enable_numba_caching("umap", "pynndescent")
+        return umap
+
     def _fit(self, X: np.ndarray) -> np.ndarray:
         from latent_atlas import jitcache
 
@@ -78,12 +92,7 @@ class UMAPReducer(Reducer):
         # here (scikit-learn's metrics) or by pynndescent's NN-descent, whose trees compile
         ours = exact and self.metric in _SKLEARN_METRICS and len(X) >= _UMAP_SMALL_DATA
         nn_descent = len(X) >= _UMAP_SMALL_DATA and not ours
-        if not nn_descent:
-            jitcache.defer_pynndescent()
-        umap = require("umap", "umap-learn", "umap", "UMAP")
-        if nn_descent:
-            jitcache.load_pynndescent()
-        jitcache.enable_numba_caching("umap", "pynndescent")
+        umap = self.import_backend(nn_descent)
         self.n_neighbors_ = int(
             self._adapt("n_neighbors", self.n_neighbors, len(X) - 1, f"{len(X)} samples")
         )
@@ -93,7 +102,7 @@ class UMAPReducer(Reducer):
         precomputed: tuple = (None, None, None)
         if ours:
             index = _ExactIndex(X, self.metric)
-            precomputed = (*index.query(X, self.n_neighbors_), index)
+            precomputed = (*index.graph(X, self.n_neighbors_), index)
         self.knn_ = "approximate" if nn_descent and not exact else "exact"
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
@@ -134,6 +143,17 @@ class _ExactIndex:
     def query(self, X: np.ndarray, k: int, epsilon: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
         dist, ind = self.nn.kneighbors(X, n_neighbors=k)
         return ind.astype(np.int32), dist.astype(np.float32)
+
+    def graph(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k-NN graph of the indexed points ``X`` themselves, as umap-learn's own search
+        gives it: each point its own first neighbour at distance exactly 0. (scikit-learn's
+        float32 arithmetic leaves about 1e-6 there for a fifth of the article's CIFAR-10
+        activations; umap-learn takes the first distance above 0 for the distance to the
+        nearest other point, so those points lost their local connectivity and the map 5% of
+        its neighbourhood preservation: bench/RESULTS.md.)"""
+        ind, dist = self.query(X, k)
+        dist[ind == np.arange(len(ind))[:, None]] = 0.0
+        return ind, dist
 
 
 def compile_umap() -> None:
