@@ -58,9 +58,14 @@ def map_space(
 
     def while_waiting(done: dict[str, np.ndarray]) -> None:
         """The work on the maps fitted so far, while another is fitted in a second process."""
-        log.info("while the other maps are fitted: scoring and drawing %s", ", ".join(done))
+        t0 = time.perf_counter()
         _draw_each(space, latent, done, config)
         scoring.add(done)
+        log.info(
+            "while the other maps were fitted: %s scored and drawn in %.1f s",
+            ", ".join(done),
+            time.perf_counter() - t0,
+        )
 
     fitted, maps = fit_maps(space, latent, config, map_chunks, references, while_waiting)
     embeddings.update(fitted)
