@@ -15,7 +15,9 @@ images, each side runs in a fresh process, timed from start to exit:
 
 Both run twice: with numba's cache as the machine has it ("warm") and with an empty one
 (``NUMBA_CACHE_DIR`` pointing at a new directory: what a first run on a new machine pays).
-The maps of both sides are then scored with the same metrics.
+The maps of both sides are then scored with the same metrics. ``--old-src DIR`` also times
+``project`` from another checkout's ``src`` (``git worktree add /tmp/old COMMIT``), in the same
+run, so that a change is measured against the code before it on the same baseline.
 """
 
 from __future__ import annotations
@@ -95,7 +97,13 @@ def timed_process(cmd: list[str], env: dict[str, str]) -> float:
 
 
 def main() -> None:
+    import argparse
+
     from latent_atlas.datasets import load_dataset
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--old-src", help="another checkout's src folder, timed in the same run")
+    args = parser.parse_args()
     from latent_atlas.metrics import evaluate_maps
 
     npz = SHARED / "seed-latents" / "cifar10-test-dense.npz"
@@ -112,8 +120,9 @@ def main() -> None:
             f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
             f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}\n"
         )
-        print("| cache | the article's steps | latent-atlas project | ratio |")
-        print("|---|---:|---:|---:|")
+        old = " | older code | ratio" if args.old_src else ""
+        print(f"| cache | the article's steps | latent-atlas project | ratio{old} |")
+        print("|---|---:|---:|---:" + ("|---:|---:|" if args.old_src else "|"))
         for cache in ("warm", "cold"):
             env = dict(os.environ)
             cold = tempfile.mkdtemp(dir=tmp) if cache == "cold" else None
@@ -132,28 +141,18 @@ def main() -> None:
                 ],
                 env,
             )
-            t_ours = timed_process(
-                [
-                    sys.executable,
-                    "-m",
-                    "latent_atlas",
-                    "-q",
-                    "project",
-                    str(tmp / "features.npy"),
-                    "--labels",
-                    str(tmp / "labels.npy"),
-                    "--images",
-                    str(tmp / "images.npy"),
-                    "--class-names",
-                    str(tmp / "names.txt"),
-                    "--methods",
-                    "pca,tsne,umap",
-                    "--out",
-                    str(ours_dir),
-                ],
-                env,
-            )
-            print(f"| {cache} | {t_article:.1f} s | {t_ours:.1f} s | {t_article / t_ours:.1f}× |")
+            project = [
+                sys.executable, "-m", "latent_atlas", "-q", "project", str(tmp / "features.npy"),
+                "--labels", str(tmp / "labels.npy"), "--images", str(tmp / "images.npy"),
+                "--class-names", str(tmp / "names.txt"), "--methods", "pca,tsne,umap",
+            ]  # fmt: skip
+            t_ours = timed_process([*project, "--out", str(ours_dir)], env)
+            row = f"| {cache} | {t_article:.1f} s | {t_ours:.1f} s | {t_article / t_ours:.1f}× |"
+            if args.old_src:
+                old_env = dict(env, PYTHONPATH=args.old_src)
+                t_old = timed_process([*project, "--out", str(tmp / f"old-{cache}")], old_env)
+                row += f" {t_old:.1f} s | {t_article / t_old:.1f}× |"
+            print(row)
         print(
             "\n(wall time of each whole process: interpreter start, imports, data, maps, "
             "figures, atlases; the images were decoded beforehand for both)\n"

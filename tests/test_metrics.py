@@ -150,7 +150,7 @@ def test_maps_scored_apart_on_one_latent_side_equal_maps_scored_together(data):
     side = metrics.latent_side(X, y, k=7, max_samples=250, random_state=2)
     first = metrics.evaluate_maps(X, {"c": maps["c"]}, y, latent=side)
     rest = metrics.evaluate_maps(X, {m: maps[m] for m in "ab"}, y, latent=side)
-    merged = first.merged(rest, ["a", "b", "c"])
+    merged = first.merged(rest, order=["a", "b", "c"])
     assert list(merged.scores) == ["a", "b", "c"] and merged.scores == whole.scores
     assert merged.reference == whole.reference and merged.k == whole.k == 7
     for m in maps:

@@ -281,8 +281,8 @@ def test_trust_scored_apart_on_one_latent_side_equals_trust_scored_together():
     whole = point_trust(x, maps, y, pred, k=8, max_points=300, random_state=1)
     side = trust_side(x, y, pred, k=8, max_points=300, random_state=1)
     first = point_trust(x, {"c": maps["c"]}, y, pred, latent=side)
-    merged = first.merged(point_trust(x, {"a": maps["a"], "b": maps["b"]}, y, pred, latent=side))
-    merged = merged.merged(merged, ["a", "b", "c"])
+    rest = point_trust(x, {"a": maps["a"], "b": maps["b"]}, y, pred, latent=side)
+    merged = first.merged(rest, order=["a", "b", "c"])
     assert list(merged.kept) == ["a", "b", "c"] and merged.describe() == whole.describe()
     for m in maps:
         np.testing.assert_array_equal(merged.kept[m], whole.kept[m])

@@ -107,13 +107,13 @@ class SpaceScoring:
         """The metrics of ``embeddings`` (scoring those not scored yet), in their order."""
         self.add(embeddings)
         assert self._report is not None
-        return self._report.merged(self._report, list(embeddings))
+        return self._report.merged(order=list(embeddings))
 
     def trust(self, embeddings: dict[str, np.ndarray]) -> PointTrust:
         """The per-point trust of ``embeddings`` (scoring those not scored yet), in order."""
         self.add(embeddings)
         assert self._trust is not None
-        return self._trust.merged(self._trust, list(embeddings))
+        return self._trust.merged(order=list(embeddings))
 
 
 def write_metrics(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
@@ -180,20 +181,20 @@ class MetricsReport:
     def rows(self) -> list[dict[str, object]]:
         return [{"method": m, **s} for m, s in self.scores.items()]
 
-    def merged(self, other: MetricsReport, order: list[str] | None = None) -> MetricsReport:
-        """This report and ``other`` (more maps of the same sample) as one, maps in ``order``."""
-        if not np.array_equal(self.sample, other.sample) or self.k != other.k:
+    def merged(self, *others: MetricsReport, order: list[str] | None = None) -> MetricsReport:
+        """This report and ``others`` (more maps of the same sample) as one, maps in ``order``
+        (default: as they come)."""
+        if any(not np.array_equal(self.sample, o.sample) or self.k != o.k for o in others):
             raise ConfigError("only reports of the same sample and k can be merged")
-        scores, per_point = {**self.scores, **other.scores}, {**self.per_point, **other.per_point}
-        order = order or list(scores)
+        reports = (self, *others)
         return MetricsReport(
-            {m: scores[m] for m in order},
-            {m: per_point[m] for m in order},
+            by_map([r.scores for r in reports], order),
+            by_map([r.per_point for r in reports], order),
             self.sample,
             self.n_total,
             self.k,
-            self.seconds + other.seconds,
-            self.reference or other.reference,
+            sum(r.seconds for r in reports),
+            next((r.reference for r in reports if r.reference), {}),
         )
 
     def to_markdown(self) -> str:
@@ -212,6 +213,12 @@ class MetricsReport:
             f"preservation; 5-NN leave-one-out accuracy; {note}."
         )
         return "\n".join(lines) + "\n"
+
+
+def by_map(parts: list[dict[str, Any]], order: list[str] | None = None) -> dict[str, Any]:
+    """Per-map dicts joined into one, maps in ``order`` (default: as they come)."""
+    joined = {m: v for part in parts for m, v in part.items()}
+    return {m: joined[m] for m in (order or joined)}
 
 
 def _knn_scores(

@@ -38,7 +38,7 @@ import numpy as np
 
 from latent_atlas.errors import ConfigError, LatentAtlasError
 from latent_atlas.fileio import load_table, save_table, table_metadata
-from latent_atlas.metrics import _jaccard, knn_indices
+from latent_atlas.metrics import _jaccard, by_map, knn_indices
 from latent_atlas.sampling import seeded_sample
 
 READINGS = ("agreed", "latent confusion", "projection artefact", "misplaced")
@@ -104,18 +104,18 @@ class PointTrust:
             m: {col: s[r] for r, col in SHARE_COLUMNS.items()} for m, s in self.shares().items()
         }
 
-    def merged(self, other: PointTrust, order: list[str] | None = None) -> PointTrust:
-        """This and ``other`` (more maps of the same scored points) as one, maps in ``order``."""
-        if not np.array_equal(self.sample, other.sample) or self.k != other.k:
+    def merged(self, *others: PointTrust, order: list[str] | None = None) -> PointTrust:
+        """This and ``others`` (more maps of the same scored points) as one, maps in
+        ``order`` (default: as they come)."""
+        if any(not np.array_equal(self.sample, o.sample) or self.k != o.k for o in others):
             raise ConfigError("only trust of the same scored points and k can be merged")
-        kept, reading = {**self.kept, **other.kept}, {**self.reading, **other.reading}
-        order = order or list(kept)
+        parts = (self, *others)
         return PointTrust(
             self.sample,
             self.n_total,
             self.k,
-            {m: kept[m] for m in order},
-            {m: reading[m] for m in order},
+            by_map([t.kept for t in parts], order),
+            by_map([t.reading for t in parts], order),
             self.latent_majority,
             self.seed,
         )
