@@ -198,6 +198,26 @@ def test_umap_on_exact_neighbours_leaves_pynndescent_trees_unloaded():
     assert lines[2][2:] == ["True", "True"]
 
 
+@pytest.mark.slow
+def test_a_deferred_pynndescent_loads_whole_for_any_other_name():
+    """After UMAP deferred pynndescent, a user's own ``from pynndescent import ...`` works."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("umap")
+    code = (
+        "import sys\n"
+        "from latent_atlas.reducers import UMAPReducer\n"
+        "UMAPReducer.import_backend()\n"
+        "print('pynndescent.rp_trees' in sys.modules)\n"
+        "from pynndescent import PyNNDescentTransformer\n"
+        "import pynndescent, umap.umap_\n"
+        "print(PyNNDescentTransformer.__module__, umap.umap_.NNDescent is pynndescent.NNDescent)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "pynndescent.pynndescent_", "True"]
+
+
 # scikit-learn's own estimator checks. The expected failures are properties of the methods,
 # not of the wrappers: t-SNE and PaCMAP place a training point somewhere else than where the
 # fit put it (fit_transform ≠ transform), and UMAP's transform of a point depends on the

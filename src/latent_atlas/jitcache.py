@@ -100,8 +100,17 @@ def defer_pynndescent() -> bool:
     package = importlib.util.module_from_spec(spec)
     setattr(package, _DEFERRED, True)
     package.NNDescent = _DeferredNNDescent  # type: ignore[attr-defined]
+    package.__getattr__ = _deferred_attribute  # type: ignore[attr-defined]  # (PEP 562)
     sys.modules["pynndescent"] = package
     return True
+
+
+def _deferred_attribute(name: str) -> Any:
+    """Any other name of the deferred package (``pynndescent.PyNNDescentTransformer`` in a
+    user's own code) loads it whole."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(load_pynndescent(), name)
 
 
 def load_pynndescent() -> Any:
@@ -116,6 +125,7 @@ def load_pynndescent() -> Any:
         del sys.modules["pynndescent"]  # (a later import starts from scratch)
         raise
     delattr(package, _DEFERRED)
+    vars(package).pop("__getattr__", None)
     umap_module = sys.modules.get("umap.umap_")
     if umap_module is not None and hasattr(umap_module, "NNDescent"):
         umap_module.NNDescent = package.NNDescent

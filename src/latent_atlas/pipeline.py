@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from latent_atlas import beside
 from latent_atlas.config import DEFAULT_METHODS, AtlasConfig, MapConfig, RunConfig
 from latent_atlas.errors import ConfigError
 from latent_atlas.fileio import as_json
@@ -291,7 +292,6 @@ def project_features(
     if not named:
         raise ConfigError("no features given")
     started = time.perf_counter()
-    warm_up(maps, n_points=None if dask else max(len(x) for x in named.values()))
     labels_arr = np.asarray(labels)
     if class_names is None:
         k = int(labels_arr.max()) + 1 if labels_arr.size and labels_arr.dtype.kind in "iu" else 0
@@ -302,15 +302,19 @@ def project_features(
         )
         for name, x in named.items()
     }
+    warm_up(maps, n_points=None if dask else max(len(s.features) for s in latents.values()))
     config = {"maps": maps.to_dict()}
-    with RunDir.create(out, command="project", config=config, seed=maps.seed) as run:
-        dataset = {"name": "features", "class_names": list(class_names), "n_test": len(labels_arr)}
-        run.set(dataset=dataset)
-        run.keep_spaces(list(latents))
-        alone = len(latents) == 1
-        frames = [_project_space(run, name, x, alone=alone) for name, x in latents.items()]
-        with dask_session(dask) as client:
-            return map_run_frames(run, frames, maps, started, client)
+    try:
+        with RunDir.create(out, command="project", config=config, seed=maps.seed) as run:
+            names = list(class_names)
+            run.set(dataset={"name": "features", "class_names": names, "n_test": len(labels_arr)})
+            run.keep_spaces(list(latents))
+            alone = len(latents) == 1
+            frames = [_project_space(run, name, x, alone=alone) for name, x in latents.items()]
+            with dask_session(dask) as client:
+                return map_run_frames(run, frames, maps, started, client)
+    finally:
+        beside.stop()  # (a second process started early and never used: a failed run)
 
 
 def _project_space(run: RunDir, name: str, latent: LatentSpace, *, alone: bool) -> Frame:
