@@ -63,55 +63,67 @@ class SpaceScoring:
     ):
         self.latent = latent
         self.options = (k, max_samples, seed, trust_max_points)
-        self._sides: tuple[LatentSide, TrustSide] | None = None
+        self._sides: dict[str, Any] = {}  # the latent sides, made when first needed
         self._report: MetricsReport | None = None
         self._trust: PointTrust | None = None
 
-    def _latent_sides(self) -> tuple[LatentSide, TrustSide]:
-        if self._sides is None:
-            k, max_samples, seed, max_points = self.options
+    def _metrics_side(self) -> LatentSide:
+        if "metrics" not in self._sides:
+            k, max_samples, seed, _ = self.options
             x, labels = self.latent.features, self.latent.labels
-            metrics_side = latent_side(x, labels, k=k, max_samples=max_samples, random_state=seed)
-            trust = trust_side(
-                x,
-                labels,
-                self.latent.predictions,
-                k=metrics_side.k,
+            self._sides["metrics"] = latent_side(
+                x, labels, k=k, max_samples=max_samples, random_state=seed
+            )
+        return self._sides["metrics"]
+
+    def _trust_side(self) -> TrustSide:
+        if "trust" not in self._sides:
+            _, _, seed, max_points = self.options
+            latent = self.latent
+            self._sides["trust"] = trust_side(
+                latent.features,
+                latent.labels,
+                latent.predictions,
+                k=self._metrics_side().k,  # (the metrics' k, lowered for few points)
                 max_points=max_points,
                 random_state=seed,
             )
-            self._sides = metrics_side, trust
-        return self._sides
+        return self._sides["trust"]
 
     def add(self, embeddings: dict[str, np.ndarray]) -> None:
-        """Score these maps now (those not scored yet)."""
-        new = {m: e for m, e in embeddings.items() if m not in self.scored}
-        if not new:
-            return
-        sides = self._latent_sides()
-        x, labels = self.latent.features, self.latent.labels
-        report = evaluate_maps(x, new, labels, latent=sides[0])
-        trust = point_trust(x, new, labels, self.latent.predictions, latent=sides[1])
-        self._report = report if self._report is None else self._report.merged(report)
-        self._trust = trust if self._trust is None else self._trust.merged(trust)
+        """Score these maps now (those not scored yet): metrics and per-point trust."""
+        self._add_metrics(embeddings)
+        self._add_trust(embeddings)
+
+    def _add_metrics(self, embeddings: dict[str, np.ndarray]) -> None:
+        done = self._report.scores if self._report is not None else {}
+        new = {m: e for m, e in embeddings.items() if m not in done}
+        if new:
+            x, labels = self.latent.features, self.latent.labels
+            report = evaluate_maps(x, new, labels, latent=self._metrics_side())
+            self._report = report if self._report is None else self._report.merged(report)
+
+    def _add_trust(self, embeddings: dict[str, np.ndarray]) -> None:
+        done = self._trust.kept if self._trust is not None else {}
+        new = {m: e for m, e in embeddings.items() if m not in done}
+        if new:
+            x, labels = self.latent.features, self.latent.labels
+            trust = point_trust(x, new, labels, self.latent.predictions, latent=self._trust_side())
+            self._trust = trust if self._trust is None else self._trust.merged(trust)
 
     def fits(self, k: int, max_samples: int | None, seed: int) -> bool:
         """Whether this scores with these options (else the caller scores on its own)."""
         return self.options[:3] == (k, max_samples, seed)
 
-    @property
-    def scored(self) -> list[str]:
-        return list(self._report.scores) if self._report is not None else []
-
     def report(self, embeddings: dict[str, np.ndarray]) -> MetricsReport:
         """The metrics of ``embeddings`` (scoring those not scored yet), in their order."""
-        self.add(embeddings)
+        self._add_metrics(embeddings)
         assert self._report is not None
         return self._report.merged(order=list(embeddings))
 
     def trust(self, embeddings: dict[str, np.ndarray]) -> PointTrust:
         """The per-point trust of ``embeddings`` (scoring those not scored yet), in order."""
-        self.add(embeddings)
+        self._add_trust(embeddings)
         assert self._trust is not None
         return self._trust.merged(order=list(embeddings))
 
