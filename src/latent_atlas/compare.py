@@ -62,33 +62,36 @@ class SpaceScoring:
         trust_max_points: int | None = TRUST_MAX_POINTS,
     ):
         self.latent = latent
-        self.options = (k, max_samples, seed, trust_max_points)
-        self._sides: dict[str, Any] = {}  # the latent sides, made when first needed
+        self.k, self.max_samples, self.seed = k, max_samples, seed
+        self.trust_max_points = trust_max_points
+        self._metrics_side: LatentSide | None = None  # the latent sides, made when first needed
+        self._trust_side: TrustSide | None = None
         self._report: MetricsReport | None = None
         self._trust: PointTrust | None = None
 
-    def _metrics_side(self) -> LatentSide:
-        if "metrics" not in self._sides:
-            k, max_samples, seed, _ = self.options
-            x, labels = self.latent.features, self.latent.labels
-            self._sides["metrics"] = latent_side(
-                x, labels, k=k, max_samples=max_samples, random_state=seed
+    def _metrics_latent(self) -> LatentSide:
+        if self._metrics_side is None:
+            self._metrics_side = latent_side(
+                self.latent.features,
+                self.latent.labels,
+                k=self.k,
+                max_samples=self.max_samples,
+                random_state=self.seed,
             )
-        return self._sides["metrics"]
+        return self._metrics_side
 
-    def _trust_side(self) -> TrustSide:
-        if "trust" not in self._sides:
-            _, _, seed, max_points = self.options
+    def _trust_latent(self) -> TrustSide:
+        if self._trust_side is None:
             latent = self.latent
-            self._sides["trust"] = trust_side(
+            self._trust_side = trust_side(
                 latent.features,
                 latent.labels,
                 latent.predictions,
-                k=self._metrics_side().k,  # (the metrics' k, lowered for few points)
-                max_points=max_points,
-                random_state=seed,
+                k=self._metrics_latent().k,  # (the metrics' k, lowered for few points)
+                max_points=self.trust_max_points,
+                random_state=self.seed,
             )
-        return self._sides["trust"]
+        return self._trust_side
 
     def add(self, embeddings: dict[str, np.ndarray]) -> None:
         """Score these maps now (those not scored yet): metrics and per-point trust."""
@@ -100,20 +103,26 @@ class SpaceScoring:
         new = {m: e for m, e in embeddings.items() if m not in done}
         if new:
             x, labels = self.latent.features, self.latent.labels
-            report = evaluate_maps(x, new, labels, latent=self._metrics_side())
+            report = evaluate_maps(x, new, labels, latent=self._metrics_latent())
             self._report = report if self._report is None else self._report.merged(report)
 
     def _add_trust(self, embeddings: dict[str, np.ndarray]) -> None:
         done = self._trust.kept if self._trust is not None else {}
         new = {m: e for m, e in embeddings.items() if m not in done}
         if new:
-            x, labels = self.latent.features, self.latent.labels
-            trust = point_trust(x, new, labels, self.latent.predictions, latent=self._trust_side())
+            latent = self.latent
+            trust = point_trust(
+                latent.features, new, latent.labels, latent.predictions, latent=self._trust_latent()
+            )
             self._trust = trust if self._trust is None else self._trust.merged(trust)
 
     def fits(self, k: int, max_samples: int | None, seed: int) -> bool:
-        """Whether this scores with these options (else the caller scores on its own)."""
-        return self.options[:3] == (k, max_samples, seed)
+        """Whether this scores the metrics with these options (else the caller scores)."""
+        return (self.k, self.max_samples, self.seed) == (k, max_samples, seed)
+
+    def fits_trust(self, seed: int, max_points: int | None) -> bool:
+        """Whether this scores per-point trust with these options (its k is the metrics')."""
+        return (self.seed, self.trust_max_points) == (seed, max_points)
 
     def report(self, embeddings: dict[str, np.ndarray]) -> MetricsReport:
         """The metrics of ``embeddings`` (scoring those not scored yet), in their order."""
@@ -181,10 +190,10 @@ def _metrics_step(
     if scoring is not None:
         report = scoring.report(embeddings)
     else:
+        x, labels = latent.features, latent.labels
         report = evaluate_maps(
-            latent.features, embeddings, latent.labels, k=k, max_samples=max_samples,
-            random_state=seed,
-        )  # fmt: skip
+            x, embeddings, labels, k=k, max_samples=max_samples, random_state=seed
+        )
     _write_report(space, report, embeddings)
     steps.finish(
         "metrics",
@@ -231,7 +240,7 @@ def write_trust(
     log.info(
         "per-point trust of %d maps on %s points", len(embeddings), f"{min(n, max_points or n):,}"
     )
-    if scoring is not None and scoring.options[2:] == (seed, max_points):
+    if scoring is not None and scoring.fits_trust(seed, max_points):
         trust = scoring.trust(embeddings)  # (its k is the metrics' k, as ``k`` here)
     else:
         trust = point_trust(

@@ -249,10 +249,9 @@ class LatentSide:
     y: np.ndarray | None  # label codes 0..n_classes-1 of the sample (None without labels)
     n_classes: int
     knn_accuracy: float
-    silhouette: float | None  # None: computed with the first map's trustworthiness pass
+    silhouette: float | None  # None: computed in each evaluate_maps call's trustworthiness pass
     triplets: np.ndarray
     order: np.ndarray  # each triplet's distance order in X
-    random_state: int
 
 
 def latent_side(
@@ -286,7 +285,7 @@ def latent_side(
     triplets = _triplets(n, 5, random_state)
     return LatentSide(
         sample, n_total, Xs, k, nbr_x, y, n_classes, acc_x, sil, triplets,
-        _triplet_order(Xs, triplets), random_state,
+        _triplet_order(Xs, triplets),
     )  # fmt: skip
 
 
